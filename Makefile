@@ -15,7 +15,8 @@ REDOCLY := node_modules/.bin/redocly
 REDOCLY_ENV := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_NOTIFICATIONS=true REDOCLY_SUPPRESS_UPDATE_NOTICE=true NO_UPDATE_NOTIFIER=1
 
 SPEC_DIRS := spec/partner-api spec/pharmacy-api
-SPEC_FILES := $(shell find spec -name '*.yaml' 2>/dev/null)
+# (colons in file names, as in pharmacy webhooks/shipment:created.yaml, are escaped for make)
+SPEC_FILES := $(subst :,\:,$(shell find spec -name '*.yaml' 2>/dev/null))
 BUNDLE_DIR := build/openapi
 BUNDLES := $(BUNDLE_DIR)/partner-api.json $(BUNDLE_DIR)/pharmacy-api.json \
            $(BUNDLE_DIR)/partner-api.referral.json $(BUNDLE_DIR)/partner-api.clinical.json \

@@ -19,17 +19,32 @@ from typing import Any
 
 import yaml
 
-COMPONENT_TYPES = ("schemas", "responses", "parameters", "headers", "requestBodies", "examples", "links",
-                   "securitySchemes", "callbacks", "pathItems")
+COMPONENT_TYPES = (
+    "schemas",
+    "responses",
+    "parameters",
+    "headers",
+    "requestBodies",
+    "examples",
+    "links",
+    "securitySchemes",
+    "callbacks",
+    "pathItems",
+)
 
 
 class BundleError(Exception):
     """A $ref that cannot be resolved, or a component name used by two files."""
 
 
+# libyaml's C loader when available: same results as yaml.safe_load, several times faster.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def load_yaml(path: Path) -> Any:
     with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=_Loader)
 
 
 def _pointer_get(doc: Any, pointer: str) -> Any:
@@ -55,7 +70,10 @@ class Bundler:
         if path not in self.cache:
             if not path.is_file():
                 raise BundleError(f"$ref target does not exist: {path}")
-            self.cache[path] = load_yaml(path)
+            try:
+                self.cache[path] = load_yaml(path)
+            except yaml.YAMLError as exc:
+                raise BundleError(f"{path}: not valid YAML: {exc}") from exc
         return self.cache[path]
 
     def _component_of(self, path: Path) -> tuple[str, str] | None:
@@ -121,16 +139,25 @@ class Bundler:
         # Components listed in the root index: resolve each under its declared name.
         for ctype, entries in root_components.items():
             for name, value in (entries or {}).items():
-                if isinstance(value, dict) and isinstance(value.get("$ref"), str) and not value["$ref"].startswith("#"):
+                if (
+                    isinstance(value, dict)
+                    and isinstance(value.get("$ref"), str)
+                    and not value["$ref"].startswith("#")
+                ):
                     target = (self.root_file.parent / value["$ref"]).resolve()
                     comp = self._component_of(target)
                     if comp != (ctype, name):
-                        raise BundleError(f"root lists components/{ctype}/{name} but points at {value['$ref']}")
+                        raise BundleError(
+                            f"root lists components/{ctype}/{name} but points at {value['$ref']}"
+                        )
                     self._resolve_ref(value["$ref"], self.root_file)
                 else:
                     self.components.setdefault(ctype, {})[name] = self._walk(value, self.root_file)
-        out["components"] = {ctype: dict(sorted(self.components[ctype].items()))
-                             for ctype in COMPONENT_TYPES if ctype in self.components}
+        out["components"] = {
+            ctype: dict(sorted(self.components[ctype].items()))
+            for ctype in COMPONENT_TYPES
+            if ctype in self.components
+        }
         return out
 
 
@@ -158,7 +185,9 @@ def iter_example_problems(doc: dict[str, Any]):
     checker = FormatChecker()
 
     def check(pointer: str, value: Any, where: str):
-        validator = Draft202012Validator({"$ref": f"{uri}#{pointer}"}, registry=registry, format_checker=checker)
+        validator = Draft202012Validator(
+            {"$ref": f"{uri}#{pointer}"}, registry=registry, format_checker=checker
+        )
         for err in validator.iter_errors(value):
             path = "/".join(str(p) for p in err.absolute_path)
             yield where, f"{err.message} (at /{path})"
@@ -189,46 +218,84 @@ def iter_example_problems(doc: dict[str, Any]):
 
 
 def dump(doc: dict[str, Any], out_base: Path) -> None:
+    """Write ``<out_base>.yaml`` and ``<out_base>.json`` (``out_base`` may contain dots)."""
     out_base.parent.mkdir(parents=True, exist_ok=True)
-    out_base.with_suffix(".yaml").write_text(
-        yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
-    out_base.with_suffix(".json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    Path(f"{out_base}.yaml").write_text(
+        yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8"
+    )
+    Path(f"{out_base}.json").write_text(
+        json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+
+
+def check_document(doc: dict[str, Any]) -> list[str]:
+    """Problems of a bundled document: openapi-spec-validator errors, then invalid examples."""
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    try:
+        validate(doc)
+    except OpenAPIValidationError as exc:
+        return [f"invalid document: {exc}"]
+    return [f"example invalid: {where}: {msg}" for where, msg in iter_example_problems(doc)]
+
+
+def _summary(doc: dict[str, Any]) -> str:
+    return (
+        f"{len(doc.get('paths', {}))} paths, {len(doc.get('webhooks', {}))} webhooks, "
+        f"{len(doc.get('components', {}).get('schemas', {}))} schemas"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("spec_dir", type=Path)
     parser.add_argument("--out", type=Path, help="output path without extension (writes .yaml and .json)")
-    parser.add_argument("--check", action="store_true",
-                        help="validate the bundle with openapi-spec-validator and every example against its schema")
-    parser.add_argument("--allow-missing", action="store_true",
-                        help="skip paths and webhooks whose files do not exist yet (work in progress)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the bundle with openapi-spec-validator and every example against its schema",
+    )
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="skip paths and webhooks whose files do not exist yet (work in progress)",
+    )
+    parser.add_argument(
+        "--tiers",
+        action="store_true",
+        help="also write the per-tier subsets <out>.<tier>.{yaml,json} (partner API)",
+    )
     args = parser.parse_args(argv)
     try:
         doc = bundle(args.spec_dir, allow_missing=args.allow_missing)
     except BundleError as exc:
         print(f"bundle error: {exc}", file=sys.stderr)
         return 1
-    if args.out:
-        dump(doc, args.out)
-    if args.check:
-        from openapi_spec_validator import validate
-        from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+    docs: dict[str, dict[str, Any]] = {"": doc}
+    if args.tiers:
+        from stealth_spec.tiers import TIERS, TierError, tier_subset
 
-        try:
-            validate(doc)
-        except OpenAPIValidationError as exc:
-            print(f"invalid bundle: {exc}", file=sys.stderr)
-            return 1
-        problems = list(iter_example_problems(doc))
-        for where, msg in problems:
-            print(f"example invalid: {where}: {msg}", file=sys.stderr)
-        if problems:
-            return 1
-        print(f"{args.spec_dir}: bundle valid ({len(doc.get('paths', {}))} paths, "
-              f"{len(doc.get('webhooks', {}))} webhooks, "
-              f"{len(doc.get('components', {}).get('schemas', {}))} schemas)")
-    return 0
+        for tier in TIERS:
+            try:
+                docs[tier] = tier_subset(doc, tier)
+            except TierError as exc:
+                print(f"tier subset error: {exc}", file=sys.stderr)
+                return 1
+    failed = False
+    for tier, sub in docs.items():
+        label = f"{args.spec_dir}" + (f" [{tier} tier]" if tier else "")
+        if args.check:
+            problems = check_document(sub)
+            for problem in problems:
+                print(f"{label}: {problem}", file=sys.stderr)
+            if problems:
+                failed = True
+                continue
+            print(f"{label}: bundle valid ({_summary(sub)})")
+        if args.out:
+            dump(sub, Path(f"{args.out}.{tier}") if tier else args.out)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -145,7 +145,9 @@ def _strip_phi(doc: dict[str, Any]) -> dict[int, set[str]]:
     return removed
 
 
-def _strip_example(doc: dict[str, Any], value: Any, schema: Any, removed: dict[int, set[str]], depth: int = 0) -> Any:
+def _strip_example(
+    doc: dict[str, Any], value: Any, schema: Any, removed: dict[int, set[str]], depth: int = 0
+) -> Any:
     """Return ``value`` without the keys removed from ``schema`` (recursively)."""
     if depth > 64 or not isinstance(schema, dict):
         return value
@@ -194,8 +196,10 @@ def _validator(doc: dict[str, Any]):
 def _rebase(node: Any, uri: str) -> Any:
     """Make ``#/...`` refs of an extracted schema point into the registered document."""
     if isinstance(node, dict):
-        return {k: (f"{uri}{v}" if k == "$ref" and isinstance(v, str) and v.startswith("#") else _rebase(v, uri))
-                for k, v in node.items()}
+        return {
+            k: (f"{uri}{v}" if k == "$ref" and isinstance(v, str) and v.startswith("#") else _rebase(v, uri))
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_rebase(v, uri) for v in node]
     return node
@@ -275,7 +279,16 @@ def _fix_examples(doc: dict[str, Any], tier: str, removed: dict[int, set[str]]) 
                 if k == "properties" and isinstance(v, dict):
                     for sub in v.values():
                         walk_schemas(sub, True)
-                elif k in ("schema", "items", "additionalProperties", "not", "if", "then", "else", "contains"):
+                elif k in (
+                    "schema",
+                    "items",
+                    "additionalProperties",
+                    "not",
+                    "if",
+                    "then",
+                    "else",
+                    "contains",
+                ):
                     walk_schemas(v, True)
                 elif k in ("oneOf", "anyOf", "allOf", "prefixItems") and isinstance(v, list):
                     for sub in v:
@@ -335,7 +348,7 @@ def prune_components(doc: dict[str, Any]) -> None:
         ref = todo.pop()
         if not ref.startswith("#/components/"):
             continue
-        parts = ref[len("#/components/"):].split("/")
+        parts = ref[len("#/components/") :].split("/")
         if len(parts) < 2:
             continue
         key = (parts[0], parts[1].replace("~1", "/").replace("~0", "~"))

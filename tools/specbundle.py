@@ -1,4 +1,5 @@
 """Compatibility shim: run ``python -m stealth_spec.bundle``."""
+
 import sys
 from pathlib import Path
 

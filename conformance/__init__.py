@@ -1,0 +1,1 @@
+"""Conformance suite of the Stealth Health Partner API: checks any deployment against the spec and the seeds."""

@@ -1,0 +1,1 @@
+"""Stealth Health reference sandbox: the Partner API served from its OpenAPI contract."""

@@ -1,0 +1,200 @@
+"""The `stealth` console script: partners, keys, and `stealth serve`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from server.config import ConfigError, Settings
+
+DEMO_FILE = "demo-partners.json"
+
+
+def _state(settings: Settings) -> Any:
+    from server.app import build_state
+
+    return build_state(settings)
+
+
+def _print(data: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    if isinstance(data, dict):
+        width = max(len(k) for k in data) if data else 0
+        for key, value in data.items():
+            print(f"{key.ljust(width)}  {value}")
+    else:
+        print(data)
+
+
+def cmd_partner_create(args: argparse.Namespace, settings: Settings) -> int:
+    from server.services.partners import create_partner
+
+    state = _state(settings)
+    creds = create_partner(state.db, state.box, tier=args.tier, environment=settings.environment,
+                           name=args.name, webhook_url=args.webhook_url)
+    out = creds.as_dict()
+    out.pop("name")
+    _print(out, args.json)
+    return 0
+
+
+def cmd_partner_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from server.services.partners import rotate_key
+
+    state = _state(settings)
+    try:
+        out = rotate_key(state.db, args.partner_id)
+    except LookupError:
+        print(f"error: no partner {args.partner_id}", file=sys.stderr)
+        return 1
+    _print(out, args.json)
+    return 0
+
+
+def cmd_partner_list(args: argparse.Namespace, settings: Settings) -> int:
+    from server.repositories import partners as partners_repo
+
+    state = _state(settings)
+    with state.db.session() as session:
+        rows = [
+            {"partner_id": p.id, "name": p.name, "tier": p.tier, "environment": p.environment,
+             "active": p.active, "webhook_url": p.webhook_url}
+            for p in partners_repo.list_all(session)
+        ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['partner_id']:40} {r['tier']:10} {r['environment']:10} {r['name']}")
+    return 0
+
+
+def provision_demo_partners(settings: Settings, state: Any) -> list[dict[str, str]]:
+    """One demo partner per tier on first run; credentials kept (0600) so later runs print them again."""
+    from server.repositories import partners as partners_repo
+    from server.services.partners import create_partner
+
+    path = Path(settings.state_dir) / DEMO_FILE
+    if path.is_file():
+        demo = json.loads(path.read_text())
+        with state.db.session() as session:
+            if all(partners_repo.get(session, d["partner_id"]) is not None for d in demo):
+                return demo
+    demo = []
+    for tier in ("referral", "clinical", "prescriber"):
+        creds = create_partner(state.db, state.box, tier=tier, environment=settings.environment,
+                               name=f"Demo {tier.capitalize()} Partner", slug=f"demo_{tier}")
+        demo.append(creds.as_dict())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(demo, fh, indent=2)
+    os.replace(tmp, path)
+    os.chmod(path, 0o600)
+    return demo
+
+
+def banner(settings: Settings, demo: list[dict[str, str]]) -> str:
+    base = settings.base_url
+    lines = [
+        f"Stealth Health {settings.environment} on {base}  (spec: {base}/openapi.json)",
+        f"database: {settings.database_url}",
+        "",
+        "Demo partners (kept in " + str(Path(settings.state_dir) / DEMO_FILE) + "):",
+    ]
+    for d in demo:
+        lines += [f"  {d['tier']:10} X-Partner-ID: {d['partner_id']}", f"  {'':10} X-Api-Key:    {d['api_key']}",
+                  f"  {'':10} webhook secret: {d['webhook_secret']}"]
+    ref = demo[0]
+    lines += [
+        "",
+        "Create a referral:",
+        f"  curl -s -X POST {base}/partner/referrals \\",
+        f"    -H 'X-Partner-ID: {ref['partner_id']}' -H 'X-Api-Key: {ref['api_key']}' \\",
+        "    -H 'Content-Type: application/json' \\",
+        "    -d '{\"partner_reference\": \"cust_12345\", \"product_category\": \"trt-cream\"}'",
+        "Then open its enrollment_url in a browser and pay with 4242 4242 4242 4242.",
+        "Ctrl-C stops the server.",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    changes: dict[str, Any] = {}
+    if args.host:
+        changes["host"] = args.host
+    if args.port:
+        changes["port"] = args.port
+    settings = settings.with_(**changes) if changes else settings
+    state = _state(settings)
+    demo = provision_demo_partners(settings, state) if settings.environment == "sandbox" else []
+    if demo:
+        print(banner(settings, demo), flush=True)
+    app = create_app(settings, state=state)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", access_log=False,
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    state.db.dispose()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stealth", description="Stealth Health reference sandbox")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    partner = sub.add_parser("partner", help="manage partners and their keys")
+    psub = partner.add_subparsers(dest="partner_command", required=True)
+    create = psub.add_parser("create", help="create a partner and print its credentials")
+    create.add_argument("--tier", required=True, choices=["referral", "clinical", "prescriber"])
+    create.add_argument("--name")
+    create.add_argument("--webhook-url")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=cmd_partner_create)
+    rotate = psub.add_parser("rotate-key", help="issue a new API key; the old one stays valid for 7 days")
+    rotate.add_argument("partner_id")
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(func=cmd_partner_rotate)
+    plist = psub.add_parser("list", help="list partners")
+    plist.add_argument("--json", action="store_true")
+    plist.set_defaults(func=cmd_partner_list)
+
+    serve = sub.add_parser("serve", help="migrate, provision demo partners and serve the sandbox")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args, settings))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Per-partner simulated clock: real UTC time plus the partner's offset (moved by sandbox controls)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+_real_now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
+
+
+def real_now() -> datetime:
+    return _real_now()
+
+
+def set_real_clock(fn: Callable[[], datetime]) -> None:
+    """Tests only: replace the wall clock."""
+    global _real_now
+    _real_now = fn
+
+
+def partner_now(offset_seconds: float) -> datetime:
+    return real_now() + timedelta(seconds=offset_seconds)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """RFC 3339 UTC with a Z, whole seconds unless sub-second precision matters."""
+    if dt is None:
+        return None
+    dt = dt.astimezone(UTC)
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(value: str) -> datetime:
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)

@@ -1,0 +1,64 @@
+"""Opaque keyset cursors: base64url(JSON position) + HMAC, bound to the list and its filters.
+
+A cursor names the last row of a page by (created_at, id); the next page starts strictly after it, so
+rows inserted meanwhile never shift or repeat items. Tampering, or reuse with other filters, is a
+400 INVALID_CURSOR.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from server.clock import parse_iso
+from server.errors import ApiError
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def filter_digest(list_name: str, filters: Mapping[str, Any]) -> str:
+    canonical = json.dumps({"list": list_name, **{k: v for k, v in filters.items() if v is not None}},
+                           sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def invalid_cursor() -> ApiError:
+    return ApiError(
+        "INVALID_CURSOR", "The cursor is malformed or was issued for a different list.", {"parameter": "cursor"}
+    )
+
+
+class CursorCodec:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _sig(self, payload: bytes) -> str:
+        return _b64(hmac.new(self._key, payload, hashlib.sha256).digest()[:16])
+
+    def encode(self, created_at: datetime, row_id: str | int, digest: str) -> str:
+        payload = json.dumps({"t": created_at.isoformat(), "i": row_id, "f": digest}, separators=(",", ":")).encode()
+        return f"{_b64(payload)}.{self._sig(payload)}"
+
+    def decode(self, cursor: str, digest: str) -> tuple[datetime, Any]:
+        try:
+            body, sig = cursor.split(".", 1)
+            payload = _unb64(body)
+            if not hmac.compare_digest(sig, self._sig(payload)):
+                raise ValueError("bad signature")
+            data = json.loads(payload)
+            if data.get("f") != digest:
+                raise ValueError("other filters")
+            return parse_iso(data["t"]), data["i"]
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+            raise invalid_cursor() from None

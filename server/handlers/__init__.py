@@ -1,0 +1,49 @@
+"""Operation handlers, resolved by operationId. Handlers parse, call a service, and shape the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from server import context
+from server.errors import ApiError
+from server.handlers.products import ProductHandlers
+from server.handlers.referrals import ReferralHandlers
+from server.state import AppState
+
+
+def build_registry(state: AppState) -> dict[str, Callable[..., Any]]:
+    registry: dict[str, Callable[..., Any]] = {}
+    for group in (ReferralHandlers(state), ProductHandlers(state)):
+        registry.update(group.operations())
+    return registry
+
+
+def not_implemented(operation_id: str) -> Callable[..., Any]:
+    """Operations of the spec this sandbox does not serve yet (later tiers): a documented 404."""
+
+    def handler(**_kwargs: Any) -> Any:
+        raise ApiError(
+            "NOT_FOUND",
+            f"Operation {operation_id} is not available on this sandbox yet.",
+            {"operation_id": operation_id},
+        )
+
+    handler.__name__ = operation_id
+    return handler
+
+
+def make_resolver_function(state: AppState) -> Callable[[str], Callable[..., Any]]:
+    registry = build_registry(state)
+
+    def resolve(operation_id: str) -> Callable[..., Any]:
+        return registry.get(operation_id) or not_implemented(operation_id)
+
+    return resolve
+
+
+def partner() -> Any:
+    ctx = context.get()
+    if ctx.partner is None:  # pragma: no cover - the auth middleware runs first
+        raise ApiError("MISSING_CREDENTIALS", "The X-Partner-ID and X-Api-Key headers are required.")
+    return ctx.partner

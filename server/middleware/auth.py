@@ -1,0 +1,48 @@
+"""Authentication and tier enforcement, after routing (so the operation is known) and before validation."""
+
+from __future__ import annotations
+
+import anyio
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server import auth, clock, context
+from server.auth import AuthenticatedPartner
+from server.repositories import partners as partners_repo
+from server.state import AppState
+
+ROUTING_CONTEXT = "connexion_routing"
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, *, state: AppState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            routing = (scope.get("extensions") or {}).get(ROUTING_CONTEXT) or {}
+            op = self.state.spec.operations.get(routing.get("operation_id") or "")
+            ctx = context.from_scope(scope) or context.current.get()
+            if op is not None and ctx is not None:
+                ctx.operation = op
+                headers = Headers(scope=scope)
+                ctx.partner = await anyio.to_thread.run_sync(self._authenticate, headers, ctx)
+                auth.check_operation(ctx.partner, op, self.state.settings.environment, headers.get("x-access-tier"))
+        await self.app(scope, receive, send)
+
+    def _authenticate(self, headers: Headers, ctx: context.RequestContext) -> AuthenticatedPartner:
+        partner_id = headers.get("x-partner-id")
+        api_key = headers.get("x-api-key")
+        now = clock.real_now()
+        record = None
+        if partner_id and api_key:
+            with self.state.db.session() as session:
+                record = partners_repo.get_with_key(session, partner_id)
+                if record is not None:
+                    session.expunge_all()
+        partner = auth.check_credentials(partner_id, api_key, record, self.state.settings.environment, now)
+        assert record is not None
+        auth.check_ip(record[0], ctx.client_ip)
+        auth.check_compliance(record[0], now)
+        return partner

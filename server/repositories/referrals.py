@@ -1,0 +1,154 @@
+"""Referral queries: lookup, keyset pages, expiry candidates and summary aggregates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from server.db.models import Payment, Referral, ReferralStatusHistory
+
+
+def get(session: Session, partner_id: str, referral_id: str, *, full: bool = True) -> Referral | None:
+    stmt = select(Referral).where(Referral.id == referral_id, Referral.partner_id == partner_id)
+    if full:
+        stmt = stmt.options(
+            selectinload(Referral.history), selectinload(Referral.fulfillment), selectinload(Referral.payment)
+        )
+    return session.scalar(stmt)
+
+
+def get_any(session: Session, referral_id: str) -> Referral | None:
+    """By id alone: only for the sandbox's own pages (enrollment, tracking), never for the API."""
+    return session.scalar(
+        select(Referral)
+        .where(Referral.id == referral_id)
+        .options(selectinload(Referral.history), selectinload(Referral.fulfillment), selectinload(Referral.payment))
+    )
+
+
+def by_reference(session: Session, partner_id: str, partner_reference: str) -> Referral | None:
+    return session.scalar(
+        select(Referral).where(Referral.partner_id == partner_id, Referral.partner_reference == partner_reference)
+    )
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    status: str | None = None
+    fulfillment_status: str | None = None
+    partner_reference: str | None = None
+    product_category: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+
+
+def page(
+    session: Session,
+    partner_id: str,
+    filters: ListFilters,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> Sequence[Referral]:
+    """Newest first; ``limit + 1`` rows so the caller knows whether more follow."""
+    conds = [Referral.partner_id == partner_id]
+    if filters.status:
+        conds.append(Referral.status == filters.status)
+    if filters.fulfillment_status:
+        conds.append(Referral.fulfillment_status == filters.fulfillment_status)
+    if filters.partner_reference:
+        conds.append(Referral.partner_reference == filters.partner_reference)
+    if filters.product_category:
+        conds.append(Referral.product_category == filters.product_category)
+    if filters.created_after:
+        conds.append(Referral.created_at > filters.created_after)
+    if filters.created_before:
+        conds.append(Referral.created_at < filters.created_before)
+    if after is not None:
+        t, rid = after
+        conds.append(or_(Referral.created_at < t, and_(Referral.created_at == t, Referral.id < rid)))
+    stmt = (
+        select(Referral)
+        .where(*conds)
+        .order_by(Referral.created_at.desc(), Referral.id.desc())
+        .limit(limit + 1)
+        .options(
+            selectinload(Referral.history), selectinload(Referral.fulfillment), selectinload(Referral.payment)
+        )
+    )
+    return session.scalars(stmt).all()
+
+
+def due_for_expiry(session: Session, partner_id: str, now: datetime, limit: int = 200) -> Sequence[str]:
+    return session.scalars(
+        select(Referral.id)
+        .where(Referral.partner_id == partner_id, Referral.status == "created", Referral.expires_at <= now)
+        .order_by(Referral.expires_at)
+        .limit(limit)
+    ).all()
+
+
+def compare_and_set_status(session: Session, referral_id: str, from_status: str, values: dict[str, Any]) -> bool:
+    """Change the row only if its status is still ``from_status`` (no lost or doubled transitions)."""
+    result = session.execute(
+        update(Referral)
+        .where(Referral.id == referral_id, Referral.status == from_status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def compare_and_set_payment(session: Session, referral_id: str, from_status: str, values: dict[str, Any]) -> bool:
+    result = session.execute(
+        update(Payment)
+        .where(Payment.referral_id == referral_id, Payment.status == from_status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def status_counts(
+    session: Session, partner_id: str, start: datetime | None, end: datetime
+) -> list[tuple[str, str, int]]:
+    """(status, category, number of referrals that entered the status in [start, end))."""
+    h = ReferralStatusHistory
+    conds = [h.partner_id == partner_id, h.at < end]
+    if start is not None:
+        conds.append(h.at >= start)
+    stmt = (
+        select(h.status, Referral.product_category, func.count(func.distinct(h.referral_id)))
+        .join(Referral, Referral.id == h.referral_id)
+        .where(*conds)
+        .group_by(h.status, Referral.product_category)
+    )
+    return [(s, c, int(n)) for s, c, n in session.execute(stmt).all()]
+
+
+def revenue(session: Session, partner_id: str, start: datetime | None, end: datetime) -> list[tuple[str, int]]:
+    """Payments received in the window minus refunds made in it, per currency."""
+
+    def window(col: Any) -> list[Any]:
+        conds = [Payment.partner_id == partner_id, col.is_not(None), col < end]
+        if start is not None:
+            conds.append(col >= start)
+        return conds
+
+    out: dict[str, int] = {}
+    paid = select(Payment.currency, func.coalesce(func.sum(Payment.amount_cents), 0)).where(
+        *window(Payment.paid_at)).group_by(Payment.currency)
+    refunded = select(Payment.currency, func.coalesce(func.sum(Payment.amount_cents), 0)).where(
+        *window(Payment.refunded_at)).group_by(Payment.currency)
+    for cur, total in session.execute(paid).all():
+        out[cur] = out.get(cur, 0) + int(total)
+    for cur, total in session.execute(refunded).all():
+        out[cur] = out.get(cur, 0) - int(total)
+    return sorted(out.items())

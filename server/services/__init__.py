@@ -1,0 +1,1 @@
+"""Business operations that span repositories (one transaction each)."""

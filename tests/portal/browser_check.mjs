@@ -1,0 +1,132 @@
+// Drives headless Chromium over every page of a built portal (playwright-core, Debian's /usr/bin/chromium).
+// Usage: node browser_check.mjs config.json  ->  prints one JSON result object on stdout.
+// config: {baseUrl, chromium, screenshotDir, pages: [{path, kind, operations?, webhooks?, diagrams?, sequence?}]}
+import fs from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const base = new URL(config.baseUrl);
+const LAUNCH_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+function isLocal(url) {
+  if (/^(data|blob|about):/.test(url)) return true;
+  try { return new URL(url).origin === base.origin; } catch { return false; }
+}
+
+async function settle(page, ms = 300) {
+  try { await page.waitForLoadState("networkidle", { timeout: 15000 }); } catch { /* keep going */ }
+  await page.waitForTimeout(ms);
+}
+
+async function checkReference(page, spec, result) {
+  // Scalar mounts asynchronously: wait until the first operation's summary is in the page.
+  const first = spec.operations[0] || spec.webhooks[0];
+  if (first) {
+    try {
+      await page.waitForFunction((t) => document.body.innerText.includes(t), first.summary || first.operationId,
+        { timeout: 30000 });
+    } catch { result.errors.push(`reference never showed "${first.summary}"`); }
+  }
+  // Scalar renders sections lazily: scroll through the whole document so every operation is mounted.
+  let last = -1;
+  for (let i = 0; i < 400; i++) {
+    const h = await page.evaluate(() => { window.scrollBy(0, window.innerHeight * 3); return [window.scrollY, document.body.scrollHeight]; });
+    if (h[0] === last) break;
+    last = h[0];
+    await page.waitForTimeout(40);
+  }
+  await settle(page, 500);
+  const seen = await page.evaluate(() => {
+    const text = document.body.innerText;
+    const ids = Array.from(document.querySelectorAll("[id]")).map((e) => e.id).join("\n");
+    return { text, ids };
+  });
+  const missing = [];
+  for (const op of spec.operations) {
+    const found = (op.operationId && seen.text.includes(op.operationId)) || (op.summary && seen.text.includes(op.summary));
+    if (!found) missing.push(`${op.method} ${op.path} (${op.operationId})`);
+  }
+  const missingHooks = [];
+  for (const hook of spec.webhooks || []) {
+    if (!(seen.text.includes(hook.event) || (hook.summary && seen.text.includes(hook.summary)))) missingHooks.push(hook.event);
+  }
+  result.missingOperations = missing;
+  result.missingWebhooks = missingHooks;
+  result.operationsChecked = spec.operations.length;
+  result.webhooksChecked = (spec.webhooks || []).length;
+  result.codeSamples = await page.evaluate(() => /curl|httpx|fetch\(/.test(document.body.innerText));
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(300);
+}
+
+async function checkDiagrams(page, spec, result) {
+  try {
+    await page.waitForFunction(() => document.body.dataset.diagrams, null, { timeout: 30000 });
+  } catch { result.errors.push("diagrams never finished rendering"); }
+  const state = await page.evaluate(() => document.body.dataset.diagrams);
+  if (state !== "rendered") result.errors.push(`diagrams: ${state}`);
+  const figures = await page.evaluate(() => Array.from(document.querySelectorAll("figure.diagram")).map((f) => ({
+    kind: f.dataset.diagram, name: f.dataset.name, svg: !!f.querySelector("svg"),
+    text: (() => {
+      const svg = f.querySelector("svg");
+      if (!svg) return "";
+      const copy = svg.cloneNode(true);
+      copy.querySelectorAll("style").forEach((s) => s.remove());
+      return copy.textContent;
+    })(),
+  })));
+  result.diagrams = [];
+  for (const d of spec.diagrams || []) {
+    const fig = figures.find((f) => f.kind === "lifecycle" && f.name === d.name);
+    const missingStates = fig ? d.states.filter((s) => !fig.text.includes(s)) : d.states;
+    result.diagrams.push({ name: d.name, svg: !!(fig && fig.svg), missingStates });
+  }
+  if (spec.sequence) {
+    const seq = figures.find((f) => f.kind === "sequence");
+    result.sequence = { svg: !!(seq && seq.svg), hasWebhook: !!(seq && /referral\.\w+/.test(seq.text)) };
+  }
+}
+
+const browser = await chromium.launch({ executablePath: config.chromium, args: LAUNCH_ARGS, headless: true });
+const results = [];
+try {
+  for (const spec of config.pages) {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const page = await context.newPage();
+    const result = { path: spec.path, kind: spec.kind, requests: [], foreign: [], consoleErrors: [], failed: [], errors: [] };
+    page.on("request", (r) => { result.requests.push(r.url()); if (!isLocal(r.url())) result.foreign.push(r.url()); });
+    page.on("requestfailed", (r) => result.failed.push(`${r.url()} ${r.failure()?.errorText}`));
+    page.on("response", (r) => { if (r.status() >= 400) result.failed.push(`${r.url()} HTTP ${r.status()}`); });
+    page.on("console", (m) => { if (m.type() === "error") result.consoleErrors.push(m.text()); });
+    page.on("pageerror", (e) => result.consoleErrors.push(`pageerror: ${e.message}`));
+    const started = Date.now();
+    try {
+      await page.goto(new URL(spec.path, config.baseUrl).href, { waitUntil: "load", timeout: 60000 });
+      await settle(page);
+      if (spec.kind === "reference") await checkReference(page, spec, result);
+      if ((spec.diagrams && spec.diagrams.length) || spec.sequence) await checkDiagrams(page, spec, result);
+      await settle(page, spec.kind === "reference" ? 1500 : 300); // catch late telemetry or font requests
+      result.title = await page.title();
+      if (config.screenshotDir) {
+        const name = spec.path.replace(/\.html$/, "").replace(/[\/]/g, "_") + ".png";
+        const file = path.join(config.screenshotDir, name);
+        await page.screenshot({ path: file, fullPage: spec.kind !== "reference" });
+        result.screenshot = file;
+      }
+    } catch (err) {
+      result.errors.push(String(err && err.stack || err));
+    }
+    result.ms = Date.now() - started;
+    result.requestCount = result.requests.length;
+    delete result.requests;
+    results.push(result);
+    await context.close();
+  }
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify({ results }, null, 1));

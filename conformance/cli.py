@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--webhook-wait", type=float, dest="webhook_wait_s", help="seconds to wait for a delivery (20)"
     )
+    r.add_argument(
+        "--webhook-quiet",
+        type=float,
+        dest="webhook_quiet_s",
+        help="seconds to watch for a delivery that must not come, e.g. an early retry (1.5)",
+    )
     r.add_argument("--report-dir")
     r.add_argument(
         "--allow-writes",
@@ -146,7 +152,11 @@ def _run_config(ns: argparse.Namespace) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ns = _parser().parse_args(list(argv) if argv is not None else None)
+    args = list(sys.argv[1:] if argv is None else argv)
+    # `stealth conformance --base-url ...` (issue #8 syntax) means `run`.
+    if args and args[0] not in ("run", "receiver", "-h", "--help"):
+        args.insert(0, "run")
+    ns = _parser().parse_args(args)
     if ns.command == "receiver":
         from .partner_receiver import main_receiver
 

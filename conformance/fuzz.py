@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -217,8 +218,11 @@ def fuzz_document(ctx: Context) -> dict[str, Any]:
             params = holder.get("parameters")
             if isinstance(params, list):
                 holder["parameters"] = [
-                    p for p in params
-                    if not (ctx.spec.deref(p).get("in") == "query" and ctx.spec.deref(p).get("name") == "cursor")
+                    p
+                    for p in params
+                    if not (
+                        ctx.spec.deref(p).get("in") == "query" and ctx.spec.deref(p).get("name") == "cursor"
+                    )
                 ]
     return doc
 
@@ -235,15 +239,17 @@ def run_fuzz(ctx: Context, out_dir: Path, settings: FuzzSettings) -> dict[str, C
     cmd = build_command(ctx, spec_path, out_dir, settings, ctx.client.limiter.rps)
     env = dict(os.environ, SCHEMATHESIS_TELEMETRY="false", NO_COLOR="1")
     started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=settings.timeout_s, env=env, cwd=out_dir
-        )
-        timed_out = False
-        output = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        timed_out = True
-        output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+    # Schemathesis keeps a crash cache (with response bodies) in its working directory: use a throwaway one.
+    with tempfile.TemporaryDirectory(prefix="conformance-st-") as workdir:
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=settings.timeout_s, env=env, cwd=workdir
+            )
+            timed_out = False
+            output = proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            timed_out = True
+            output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
     (out_dir / "schemathesis-output.txt").write_text(output, encoding="utf-8")
     elapsed = time.monotonic() - started
     report_path = out_dir / "schemathesis.json"
@@ -279,7 +285,10 @@ def run_fuzz(ctx: Context, out_dir: Path, settings: FuzzSettings) -> dict[str, C
             ops = ", ".join((f.get("operations") or [])[:6])
             res.fail(
                 f"{f.get('code')} {f.get('title')}: {f.get('count')} case(s) on {ops}",
-                data={"evidence": [t for c in codes for _n, t in junit.get(c, [])][:3]},
+                data={
+                    "evidence": [t for c in codes for _n, t in junit.get(c, [])][:3],
+                    "operations": list(f.get("operations") or []),
+                },
             )
         if not hit:
             if generated:

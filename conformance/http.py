@@ -136,6 +136,8 @@ class ApiClient:
         raw_body: bytes | None = None,
         unlimited: bool = False,
         source: str | None = None,
+        timeout: float | None = None,
+        _retries_left: int = 1,
     ) -> Exchange:
         op = self.spec.find_operation(method, path)
         h: dict[str, str] = {}
@@ -162,7 +164,14 @@ class ApiClient:
             operation_id=op.operation_id if op else None,
         )
         try:
-            resp = self._client.request(method, path, headers=h, content=content, params=params)
+            resp = self._client.request(
+                method,
+                path,
+                headers=h,
+                content=content,
+                params=params,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
             ex.status = resp.status_code
             ex.response_headers = dict(resp.headers)
             ex.response_text = resp.text
@@ -172,6 +181,26 @@ class ApiClient:
         ex.elapsed_ms = (time.monotonic() - started) * 1000
         with self._lock:
             self.exchanges.append(ex)
+        if ex.status == 429 and not unlimited and _retries_left > 0:
+            # The suite stays under the partner's limit; if it is hit anyway, honour Retry-After once.
+            try:
+                wait = min(65.0, max(0.5, float(ex.header("Retry-After") or 1)))
+            except ValueError:
+                wait = 1.0
+            time.sleep(wait)
+            return self.request(
+                method,
+                path,
+                creds=creds,
+                headers=headers,
+                json_body=json_body,
+                params=params,
+                access_tier=access_tier,
+                raw_body=raw_body,
+                source=source,
+                timeout=timeout,
+                _retries_left=0,
+            )
         return ex
 
     def op_request(

@@ -43,20 +43,40 @@ def checks_for(req: dict[str, Any]) -> list[str]:
     return ids
 
 
-def verdicts(catalog: list[dict[str, Any]], results: dict[str, CheckResult]) -> list[RequirementVerdict]:
+def _scoped(req: dict[str, Any], res: CheckResult, operations_in_run: set[str] | None) -> tuple[Status, str]:
+    """The status of one check as far as this requirement is concerned.
+
+    A requirement with ``operations`` counts a schemathesis failure only when it happened on one of them, and is
+    omitted by schemathesis when none of its operations is in the tier's bundle.
+    """
+    ops = set(req.get("operations") or [])
+    if not ops or not res.check_id.startswith("fuzz."):
+        return res.status, res.reason()
+    if operations_in_run is not None and not ops & operations_in_run:
+        return Status.OMIT, f"{', '.join(sorted(ops))} not in this tier's bundle"
+    if res.status is Status.FAIL:
+        hits = [f for f in res.failures if ops & set((f.data or {}).get("operations") or [])]
+        if hits:
+            return Status.FAIL, hits[0].message
+        return Status.PASS, f"no {res.check_id} failure on {', '.join(sorted(ops))}"
+    return res.status, res.reason()
+
+
+def verdicts(
+    catalog: list[dict[str, Any]], results: dict[str, CheckResult], operations_in_run: set[str] | None = None
+) -> list[RequirementVerdict]:
     out = []
     for req in catalog:
         ids = checks_for(req)
         if not ids:
             out.append(RequirementVerdict(req, "manual", [], [str(req.get("manual", "manual"))]))
             continue
-        ran = [results[i] for i in ids if i in results]
-        statuses = [r.status for r in ran]
-        reasons = [
-            f"{r.check_id}: {r.status.value} — {r.reason()}"
-            for r in ran
-            if r.status in (Status.FAIL, Status.SKIP)
+        ran = [
+            (r.check_id, *_scoped(req, r, operations_in_run))
+            for r in (results[i] for i in ids if i in results)
         ]
+        statuses = [st for _cid, st, _why in ran]
+        reasons = [f"{cid}: {st.value} — {why}" for cid, st, why in ran if st in (Status.FAIL, Status.SKIP)]
         if Status.FAIL in statuses:
             st = "fail"
         elif Status.SKIP in statuses:
@@ -70,7 +90,7 @@ def verdicts(catalog: list[dict[str, Any]], results: dict[str, CheckResult]) -> 
                     f"verified by {', '.join(ids)} (not part of this run: `conformance receiver` checks the partner side)"
                 ]
             else:
-                reasons = [f"{r.check_id}: {r.reason()}" for r in ran]
+                reasons = [f"{cid}: {why}" for cid, _st, why in ran]
         out.append(RequirementVerdict(req, st, ids, reasons))
     return out
 
@@ -101,7 +121,8 @@ def _finding_dict(f: Any, red: Redactor) -> dict[str, Any]:
 def build_json(
     run: dict[str, Any], catalog: list[dict[str, Any]], results: dict[str, CheckResult], red: Redactor
 ) -> dict[str, Any]:
-    vs = verdicts(catalog, results)
+    ops = run.get("operations")
+    vs = verdicts(catalog, results, set(ops) if ops is not None else None)
     auto, total = coverage(catalog)
     counts: dict[str, int] = {}
     for v in vs:
@@ -260,7 +281,7 @@ def redact_files(report_dir: Path, red: Redactor) -> None:
     fuzz = report_dir / "schemathesis"
     if not fuzz.is_dir():
         return
-    for p in fuzz.iterdir():
+    for p in sorted(fuzz.rglob("*")):
         if p.suffix == ".har":
             try:
                 p.write_text(json.dumps(red.har(json.loads(p.read_text(encoding="utf-8")))), encoding="utf-8")

@@ -34,6 +34,7 @@ class RunConfig:
     webhook_public_url: str | None = None
     webhook_secret: str | None = None
     webhook_wait_s: float = 20.0
+    webhook_quiet_s: float = 1.5  # how long to watch for a delivery that must not come
     report_dir: str = "conformance-report"
     allow_writes: bool = False
     max_rps: float | None = None
@@ -120,6 +121,7 @@ def run(
         burst=cfg.burst,
         receiver=receiver,
         webhook_wait_s=cfg.webhook_wait_s,
+        webhook_quiet_s=cfg.webhook_quiet_s,
     )
     report_dir = Path(cfg.report_dir)
     results: dict[str, CheckResult] = {}
@@ -146,6 +148,11 @@ def run(
                 )
                 data = _finish(ctx, cfg, results, report_dir, started, spec_loc, out, config_error=True)
                 return report.EXIT_CONFIG, data
+        if not spec.phi_names:
+            ctx.notes.append(
+                "the spec has no x-phi marks (a referral-tier subset?): PHI checks fall back to field names; "
+                "pass the full bundle with --spec"
+            )
         for note in ctx.notes:
             print(f"  note: {note}", file=out)
         # 2. Active checks.
@@ -184,7 +191,7 @@ def run(
             progress.line(results[chk.id])
         # 5. Observers over everything seen (some read events back, so before the burst).
         if receiver is not None:
-            time.sleep(min(2.0, cfg.webhook_wait_s))
+            time.sleep(cfg.webhook_quiet_s)
         for chk in [c for c in active if c.phase == "observe"]:
             results[chk.id] = run_check(chk, ctx)
             progress.line(results[chk.id])
@@ -233,6 +240,7 @@ def _finish(
         "notes": ctx.notes,
         "fuzz": ctx.state.get("fuzz_summary"),
         "webhook_deliveries": len(ctx.receiver.deliveries()) if ctx.receiver else None,
+        "operations": sorted(op.key for op in ctx.spec.operations),
     }
     data = report.build_json(run_info, catalog, results, red)
     if config_error:

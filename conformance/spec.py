@@ -209,7 +209,7 @@ class Operation:
 class Lifecycle:
     name: str
     property: str
-    initial: str | None
+    initial: list[str]  # x-lifecycle `initial` may be one state or a list of them
     terminal: set[str]
     states: set[str]
     transitions: set[tuple[str, str]]
@@ -336,7 +336,9 @@ class Spec:
                 Lifecycle(
                     name=lc.get("name", name),
                     property=lc.get("property", "status"),
-                    initial=lc.get("initial"),
+                    initial=[lc["initial"]]
+                    if isinstance(lc.get("initial"), str)
+                    else list(lc.get("initial") or []),
                     terminal=set(lc.get("terminal") or []),
                     states=states,
                     transitions=transitions,

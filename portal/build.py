@@ -40,21 +40,46 @@ class Audience:
 
 
 AUDIENCES = [
-    Audience("referral", "Referral tier", "partner-api.referral",
-             "No PHI. Create referrals, send customers to co-branded enrollment, follow de-identified status "
-             "from enrollment to delivery through webhooks.", "referral"),
-    Audience("clinical", "Clinical tier", "partner-api.clinical",
-             "Full PHI under a BAA. Everything in the referral tier plus patients, intake, appointments, "
-             "messages, transactions, your own prescribers and partner-submitted prescriptions.", "clinical"),
-    Audience("prescriber", "Prescriber tier", "partner-api.prescriber",
-             "Full PHI under a BAA. Submit structured intake from your own UI, get the physician's decision "
-             "and the signed prescription, route it to a network pharmacy.", "prescriber"),
-    Audience("pharmacy", "Pharmacy API", "pharmacy-api",
-             "Pharmacy operations for clinics: register webhooks for shipment and medication events, request "
-             "refills.", "pharmacy"),
-    Audience("full", "Full partner API", "partner-api",
-             "Every operation and webhook of every tier in one document, with the sandbox-only controls "
-             "(test clock, advance, trigger).", "full"),
+    Audience(
+        "referral",
+        "Referral tier",
+        "partner-api.referral",
+        "No PHI. Create referrals, send customers to co-branded enrollment, follow de-identified status "
+        "from enrollment to delivery through webhooks.",
+        "referral",
+    ),
+    Audience(
+        "clinical",
+        "Clinical tier",
+        "partner-api.clinical",
+        "Full PHI under a BAA. Everything in the referral tier plus patients, intake, appointments, "
+        "messages, transactions, your own prescribers and partner-submitted prescriptions.",
+        "clinical",
+    ),
+    Audience(
+        "prescriber",
+        "Prescriber tier",
+        "partner-api.prescriber",
+        "Full PHI under a BAA. Submit structured intake from your own UI, get the physician's decision "
+        "and the signed prescription, route it to a network pharmacy.",
+        "prescriber",
+    ),
+    Audience(
+        "pharmacy",
+        "Pharmacy API",
+        "pharmacy-api",
+        "Pharmacy operations for clinics: register webhooks for shipment and medication events, request "
+        "refills.",
+        "pharmacy",
+    ),
+    Audience(
+        "full",
+        "Full partner API",
+        "partner-api",
+        "Every operation and webhook of every tier in one document, with the sandbox-only controls "
+        "(test clock, advance, trigger).",
+        "full",
+    ),
 ]
 
 # (slug, title, group); the Markdown source is portal/guides/<slug>.md.
@@ -109,6 +134,7 @@ def warn(msg: str) -> None:
 
 # --------------------------------------------------------------------------------------------- bundles
 
+
 def load_bundles(bundle_dir: Path, spec_root: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Load every bundle the portal renders; make the missing ones from ``spec_root``. Returns (docs, notes)."""
     docs: dict[str, dict[str, Any]] = {}
@@ -147,10 +173,15 @@ def load_bundles(bundle_dir: Path, spec_root: Path) -> tuple[dict[str, dict[str,
                     notes.append(f"{stem}: made with stealth_spec.tiers (no {bundle_dir}/{stem}.json)")
                 except Exception as exc:  # the spec is being written: fall back to an operations-only subset
                     doc = operations_only_subset(docs["partner-api"], tier)
-                    fallback = (f"showing the {tier} operations without schema filtering" if doc is not None
-                                else "showing the full bundle")
-                    notes.append(f"{stem}: per-tier subset failed ({exc.__class__.__name__}: "
-                                 f"{str(exc)[:200]}); {fallback}")
+                    fallback = (
+                        f"showing the {tier} operations without schema filtering"
+                        if doc is not None
+                        else "showing the full bundle"
+                    )
+                    notes.append(
+                        f"{stem}: per-tier subset failed ({exc.__class__.__name__}: "
+                        f"{str(exc)[:200]}); {fallback}"
+                    )
                     if doc is None:
                         doc = copy.deepcopy(docs["partner-api"])
             docs[stem] = doc
@@ -178,7 +209,9 @@ def render_copy(doc: dict[str, Any], audience: str) -> dict[str, Any]:
     """The document handed to the renderer: code samples injected, the local sandbox listed first."""
     out = samples.inject_samples(doc, audience)
     servers = out.get("servers") or []
-    local = [s for s in servers if "127.0.0.1" in str(s.get("url", "")) or "localhost" in str(s.get("url", ""))]
+    local = [
+        s for s in servers if "127.0.0.1" in str(s.get("url", "")) or "localhost" in str(s.get("url", ""))
+    ]
     if local:
         out["servers"] = local + [s for s in servers if s not in local]
     return out
@@ -186,27 +219,41 @@ def render_copy(doc: dict[str, Any], audience: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- layout
 
+
 def nav_html(root: str, active: str, docs: dict[str, dict[str, Any]]) -> str:
     refs = "".join(
         f'<a href="{root}reference/{a.slug}.html"{" class=active" if active == "ref-" + a.slug else ""}>{escape(a.title)}</a>'
-        for a in AUDIENCES if a.bundle in docs)
-    return (f'<header class="topbar"><a class="brand" href="{root}index.html">Stealth Health '
-            f'<span>Developers</span></a><nav><a href="{root}guides/quickstart.html"'
-            f'{" class=active" if active.startswith("guide-") else ""}>Guides</a>{refs}'
-            f'<a href="{root}downloads.html"{" class=active" if active == "downloads" else ""}>Downloads</a>'
-            "</nav></header>")
-
-
-def page(title: str, body: str, root: str, active: str, docs: dict[str, dict[str, Any]],
-         head: str = "", scripts: str = "", body_class: str = "") -> str:
+        for a in AUDIENCES
+        if a.bundle in docs
+    )
     return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<header class="topbar"><a class="brand" href="{root}index.html">Stealth Health '
+        f'<span>Developers</span></a><nav><a href="{root}guides/quickstart.html"'
+        f"{' class=active' if active.startswith('guide-') else ''}>Guides</a>{refs}"
+        f'<a href="{root}downloads.html"{" class=active" if active == "downloads" else ""}>Downloads</a>'
+        "</nav></header>"
+    )
+
+
+def page(
+    title: str,
+    body: str,
+    root: str,
+    active: str,
+    docs: dict[str, dict[str, Any]],
+    head: str = "",
+    scripts: str = "",
+    body_class: str = "",
+) -> str:
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)} · Stealth Health Developers</title>"
         f'<link rel="icon" href="{root}assets/favicon.svg" type="image/svg+xml">'
         f'<link rel="stylesheet" href="{root}assets/portal.css">{head}</head>'
         f'<body class="{body_class}">{nav_html(root, active, docs)}{body}'
-        f'<script src="{root}assets/portal.js"></script>{scripts}</body></html>\n')
+        f'<script src="{root}assets/portal.js"></script>{scripts}</body></html>\n'
+    )
 
 
 def guide_sidebar(root: str, active_slug: str) -> str:
@@ -228,6 +275,7 @@ def guide_sidebar(root: str, active_slug: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- guides
 
+
 def _highlight(code: str, lang: str, _attrs: Any) -> str:
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
@@ -244,24 +292,39 @@ def _highlight(code: str, lang: str, _attrs: Any) -> str:
 def markdown_renderer():
     from markdown_it import MarkdownIt
 
-    md = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False, "highlight": _highlight})
+    md = MarkdownIt(
+        "commonmark", {"html": True, "linkify": False, "typographer": False, "highlight": _highlight}
+    )
     md.enable("table")
     md.enable("strikethrough")
     return md
 
 
 def mermaid_block(source: str, kind: str, name: str) -> str:
-    return (f'<figure class="diagram" data-diagram="{escape(kind)}" data-name="{escape(name)}">'
-            f'<pre class="mermaid">{escape(source)}</pre></figure>')
+    return (
+        f'<figure class="diagram" data-diagram="{escape(kind)}" data-name="{escape(name)}">'
+        f'<pre class="mermaid">{escape(source)}</pre></figure>'
+    )
 
 
 def lifecycle_section(schema: str, lc: dict[str, Any], heading: bool = True) -> str:
     name = str(lc.get("name") or schema)
-    title = f"<h3 id=\"lifecycle-{escape(name)}\">{escape(schema)} <code>{escape(str(lc.get('property', 'status')))}</code></h3>" if heading else ""
-    return (f'<section class="lifecycle" data-lifecycle="{escape(name)}" '
-            f"data-states='{escape(json.dumps(diagrams.states_of(lc)))}'>{title}"
-            + mermaid_block(diagrams.state_diagram(lc), "lifecycle", name)
-            + tables.lifecycle_tables(lc) + "</section>")
+    human = name.replace("_", " ").capitalize()
+    title = (
+        (
+            f'<h3 id="lifecycle-{escape(name)}">{escape(human)} '
+            f"<code>{escape(schema)}.{escape(str(lc.get('property', 'status')))}</code></h3>"
+        )
+        if heading
+        else ""
+    )
+    return (
+        f'<section class="lifecycle" data-lifecycle="{escape(name)}" '
+        f"data-states='{escape(json.dumps(diagrams.states_of(lc)))}'>{title}"
+        + mermaid_block(diagrams.state_diagram(lc), "lifecycle", name)
+        + tables.lifecycle_tables(lc)
+        + "</section>"
+    )
 
 
 class Generated:
@@ -288,8 +351,11 @@ class Generated:
         if name == "errors_table":
             return tables.errors_table(self.partner)
         if name == "pharmacy_errors_table":
-            return tables.errors_table(self.pharmacy) if tables.error_catalog(self.pharmacy) else \
-                '<p class="note">The pharmacy API\'s error catalog is not in this build of the spec.</p>'
+            return (
+                tables.errors_table(self.pharmacy)
+                if tables.error_catalog(self.pharmacy)
+                else '<p class="note">The pharmacy API\'s error catalog is not in this build of the spec.</p>'
+            )
         if name == "scenarios_table":
             return tables.scenarios_table(self.partner)
         if name == "pharmacy_scenarios_table":
@@ -331,10 +397,16 @@ class Generated:
             parts = [lifecycle_section(s, lc) for s, lc in lifecycles(self.pharmacy)]
             if parts:
                 self.used_mermaid = True
-            return "".join(parts) or '<p class="note">The medication order lifecycle is not in this build of the spec.</p>'
+            return (
+                "".join(parts)
+                or '<p class="note">The medication order lifecycle is not in this build of the spec.</p>'
+            )
         if name in ("pharmacy_signature_header", "pharmacy_event_id_header"):
-            want, fallback = (("signature", "X-Pharmacy-Signature") if name == "pharmacy_signature_header"
-                              else ("event-id", "X-Pharmacy-Event-Id"))
+            want, fallback = (
+                ("signature", "X-Pharmacy-Signature")
+                if name == "pharmacy_signature_header"
+                else ("event-id", "X-Pharmacy-Event-Id")
+            )
             for _e, _m, op in iter_webhooks(self.pharmacy):
                 for p in op.get("parameters") or []:
                     p = deref(self.pharmacy, p)
@@ -366,10 +438,16 @@ class Generated:
                         kind = schema.get("type", "")
                         if isinstance(schema.get("enum"), list):
                             kind = " | ".join(str(v) for v in schema["enum"])
-                        rows.append(f"<tr><td><code>{escape(prm['name'])}</code></td><td>{escape(prm['in'])}</td>"
-                                    f"<td>{escape(str(kind))}</td><td>{escape(str(prm.get('description', '')))}</td></tr>")
-                    return ('<table class="generated params-table"><thead><tr><th>Parameter</th><th>In</th>'
-                            '<th>Type</th><th>Description</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+                        rows.append(
+                            f"<tr><td><code>{escape(prm['name'])}</code></td><td>{escape(prm['in'])}</td>"
+                            f"<td>{escape(str(kind))}</td><td>{escape(str(prm.get('description', '')))}</td></tr>"
+                        )
+                    return (
+                        '<table class="generated params-table"><thead><tr><th>Parameter</th><th>In</th>'
+                        "<th>Type</th><th>Description</th></tr></thead><tbody>"
+                        + "".join(rows)
+                        + "</tbody></table>"
+                    )
         return f'<p class="note"><code>{escape(method)} {escape(path)}</code> is not in this build of the spec.</p>'
 
     def sample(self, op_id: str, lang: str) -> str:
@@ -391,23 +469,36 @@ class Generated:
                 cells = '<td colspan="3">sandbox only (every tier, never in production)</td>'
             else:
                 everyone = "referral" in tiers
-                cells = "".join(f"<td>{'yes' if everyone or t in tiers else ''}</td>"
-                                for t in ("referral", "clinical", "prescriber"))
-            rows.append(f"<tr><td><code>{m.upper()} {escape(p)}</code></td><td>{escape(str(op.get('summary', '')))}</td>{cells}</tr>")
-        return ('<table class="generated tier-ops"><thead><tr><th>Operation</th><th>Summary</th><th>Referral</th>'
-                '<th>Clinical</th><th>Prescriber</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+                cells = "".join(
+                    f"<td>{'yes' if everyone or t in tiers else ''}</td>"
+                    for t in ("referral", "clinical", "prescriber")
+                )
+            rows.append(
+                f"<tr><td><code>{m.upper()} {escape(p)}</code></td><td>{escape(str(op.get('summary', '')))}</td>{cells}</tr>"
+            )
+        return (
+            '<table class="generated tier-ops"><thead><tr><th>Operation</th><th>Summary</th><th>Referral</th>'
+            "<th>Clinical</th><th>Prescriber</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        )
 
     def sandbox_operations(self) -> str:
-        rows = [f"<tr><td><code>{m.upper()} {escape(p)}</code></td><td>{escape(str(op.get('summary', '')))}</td></tr>"
-                for m, p, op in iter_operations(self.partner) if op.get("x-sandbox-only")]
+        rows = [
+            f"<tr><td><code>{m.upper()} {escape(p)}</code></td><td>{escape(str(op.get('summary', '')))}</td></tr>"
+            for m, p, op in iter_operations(self.partner)
+            if op.get("x-sandbox-only")
+        ]
         if not rows:
             return '<p class="note">No sandbox-only operation is in this build of the spec.</p>'
-        return ('<table class="generated sandbox-ops"><thead><tr><th>Operation</th><th>What it does</th></tr></thead>'
-                "<tbody>" + "".join(rows) + "</tbody></table>")
+        return (
+            '<table class="generated sandbox-ops"><thead><tr><th>Operation</th><th>What it does</th></tr></thead>'
+            "<tbody>" + "".join(rows) + "</tbody></table>"
+        )
 
 
 PLACEHOLDER = re.compile(r"<p>\{\{\s*([a-z_]+)(?:\s+([^}<]+?))?\s*\}\}</p>")
-INLINE = re.compile(r"\{\{\s*(api_version|operations_count|pharmacy_signature_header|pharmacy_event_id_header)\s*\}\}")
+INLINE = re.compile(
+    r"\{\{\s*(api_version|operations_count|pharmacy_signature_header|pharmacy_event_id_header)\s*\}\}"
+)
 
 
 def render_guide(slug: str, md_text: str, gen: Generated) -> tuple[str, str]:
@@ -416,7 +507,10 @@ def render_guide(slug: str, md_text: str, gen: Generated) -> tuple[str, str]:
     title = title_match.group(1).strip() if title_match else slug
     md_text = INLINE.sub(lambda m: gen.render(m.group(1), None), md_text)
     html = markdown_renderer().render(md_text)
-    html = PLACEHOLDER.sub(lambda m: gen.render(m.group(1), (m.group(2) or "").replace("&quot;", '"') or None), html)
+    html = PLACEHOLDER.sub(
+        lambda m: gen.render(m.group(1), (m.group(2) or "").replace("&quot;", '"') or None), html
+    )
+
     # Headings get ids for deep links.
     def add_id(m: re.Match[str]) -> str:
         text = re.sub(r"<[^>]+>", "", m.group(2))
@@ -429,47 +523,64 @@ def render_guide(slug: str, md_text: str, gen: Generated) -> tuple[str, str]:
 
 # ------------------------------------------------------------------------------------------------ pages
 
-def reference_page(a: Audience, doc: dict[str, Any], docs: dict[str, dict[str, Any]], versions: dict[str, str]) -> str:
+
+def reference_page(
+    a: Audience, doc: dict[str, Any], docs: dict[str, dict[str, Any]], versions: dict[str, str]
+) -> str:
     config = dict(SCALAR_CONFIG)
     config["url"] = f"./{a.slug}.openapi.json"
     config["favicon"] = "../assets/favicon.svg"
     config["customCss"] = SCALAR_CSS
     config["metaData"] = {"title": f"{a.title} API reference · Stealth Health Developers"}
-    ops = [{"operationId": op.get("operationId", ""), "summary": op.get("summary", ""),
-            "method": m.upper(), "path": p} for m, p, op in iter_operations(doc)]
-    hooks = [{"event": e, "operationId": op.get("operationId", ""), "summary": op.get("summary", "")}
-             for e, _m, op in iter_webhooks(doc)]
-    manifest = {"operations": ops, "webhooks": hooks}
-    body = (
-        f'<div id="scalar-app" data-audience="{a.slug}"></div>'
-        f'<script type="application/json" id="portal-manifest">{json.dumps(manifest)}</script>')
+    body = f'<div id="scalar-app" data-audience="{a.slug}"></div>'
     scripts = (
         '<script src="../assets/vendor/scalar/standalone.js"></script>'
-        f"<script>Scalar.createApiReference('#scalar-app', {json.dumps(config)});</script>")
+        f"<script>Scalar.createApiReference('#scalar-app', {json.dumps(config)});</script>"
+    )
     head = ""
-    return page(f"{a.title} API reference", body, "../", "ref-" + a.slug, docs, head=head, scripts=scripts,
-                body_class=f"reference-page renderer-scalar-{versions.get('scalar', '')}")
+    return page(
+        f"{a.title} API reference",
+        body,
+        "../",
+        "ref-" + a.slug,
+        docs,
+        head=head,
+        scripts=scripts,
+        body_class=f"reference-page renderer-scalar-{versions.get('scalar', '')}",
+    )
 
 
 def index_page(docs: dict[str, dict[str, Any]]) -> str:
     cards = []
     guides_for = {
-        "referral": [("quickstart", "Quickstart"), ("webhooks", "Webhooks"), ("sandbox", "Sandbox test values")],
+        "referral": [
+            ("quickstart", "Quickstart"),
+            ("webhooks", "Webhooks"),
+            ("sandbox", "Sandbox test values"),
+        ],
         "clinical": [("tiers", "PHI boundaries"), ("webhooks", "Verify signatures"), ("errors", "Errors")],
-        "prescriber": [("lifecycles", "Appointment lifecycle"), ("sandbox", "Auto-review"), ("errors", "Errors")],
+        "prescriber": [
+            ("lifecycles", "Appointment lifecycle"),
+            ("sandbox", "Auto-review"),
+            ("errors", "Errors"),
+        ],
         "pharmacy": [("pharmacy", "Integration guide"), ("pharmacy", "Webhook handlers")],
         "full": [("sandbox", "Sandbox controls"), ("conformance", "Conformance suite")],
     }
     for a in AUDIENCES:
         present = a.bundle in docs
         links = "".join(f'<li><a href="guides/{s}.html">{escape(t)}</a></li>' for s, t in guides_for[a.slug])
-        ref = (f'<a class="button" href="reference/{a.slug}.html">API reference</a>' if present
-               else '<span class="button disabled">Reference not built</span>')
+        ref = (
+            f'<a class="button" href="reference/{a.slug}.html">API reference</a>'
+            if present
+            else '<span class="button disabled">Reference not built</span>'
+        )
         n_ops = sum(1 for _ in iter_operations(docs[a.bundle])) if present else 0
         n_hooks = sum(1 for _ in iter_webhooks(docs[a.bundle])) if present else 0
         cards.append(
             f'<div class="card tier-card" id="tier-{a.slug}"><h2>{escape(a.title)}</h2><p>{escape(a.blurb)}</p>'
-            f'<p class="counts">{n_ops} operations · {n_hooks} webhooks</p>{ref}<ul>{links}</ul></div>')
+            f'<p class="counts">{n_ops} operations · {n_hooks} webhooks</p>{ref}<ul>{links}</ul></div>'
+        )
     body = (
         '<main class="home"><section class="hero"><h1>Build on Stealth Health</h1>'
         "<p>Refer patients, follow them through physician review and fulfillment, and receive signed webhooks. "
@@ -490,7 +601,8 @@ def index_page(docs: dict[str, dict[str, Any]]) -> str:
         '<li><a href="guides/pharmacy.html">Pharmacy API integration</a></li>'
         '<li><a href="guides/changelog.html">Changelog</a></li>'
         '<li><a href="downloads.html">Download the OpenAPI bundles</a></li>'
-        "</ul></section></main>")
+        "</ul></section></main>"
+    )
     return page("Home", body, "", "home", docs)
 
 
@@ -498,14 +610,18 @@ def downloads_page(files: list[Path], docs: dict[str, dict[str, Any]]) -> str:
     rows = []
     for f in files:
         size = f.stat().st_size
-        rows.append(f'<tr><td><a href="downloads/{f.name}" download>{escape(f.name)}</a></td>'
-                    f"<td>{size / 1024:.0f} KiB</td><td>{escape(describe_bundle(f.name))}</td></tr>")
-    body = ('<main class="content wide"><h1>Downloads</h1><p>The OpenAPI 3.1 bundles the reference pages are '
-            "rendered from: self-contained, one file per API and per tier, in YAML and JSON. Generate clients, "
-            "mocks or tests from them. The reference pages add generated code samples (<code>x-codeSamples</code>) "
-            "to their copy; these downloads are the contract exactly as published.</p>"
-            '<table class="generated downloads"><thead><tr><th>File</th><th>Size</th><th>What it is</th></tr>'
-            f'</thead><tbody>{"".join(rows)}</tbody></table></main>')
+        rows.append(
+            f'<tr><td><a href="downloads/{f.name}" download>{escape(f.name)}</a></td>'
+            f"<td>{size / 1024:.0f} KiB</td><td>{escape(describe_bundle(f.name))}</td></tr>"
+        )
+    body = (
+        '<main class="content wide"><h1>Downloads</h1><p>The OpenAPI 3.1 bundles the reference pages are '
+        "rendered from: self-contained, one file per API and per tier, in YAML and JSON. Generate clients, "
+        "mocks or tests from them. The reference pages add generated code samples (<code>x-codeSamples</code>) "
+        "to their copy; these downloads are the contract exactly as published.</p>"
+        '<table class="generated downloads"><thead><tr><th>File</th><th>Size</th><th>What it is</th></tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></main>"
+    )
     return page("Downloads", body, "", "downloads", docs)
 
 
@@ -518,6 +634,7 @@ def describe_bundle(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ build
+
 
 def vendor_assets(out: Path, node_modules: Path) -> dict[str, str]:
     versions = {}
@@ -562,14 +679,21 @@ def build(out: Path, bundle_dir: Path, spec_root: Path, node_modules: Path) -> d
             shutil.copyfile(asset, out / "assets" / asset.name)
     from pygments.formatters import HtmlFormatter
 
-    (out / "assets" / "highlight.css").write_text(HtmlFormatter(style="friendly").get_style_defs(".highlight, pre code"))
+    (out / "assets" / "highlight.css").write_text(
+        HtmlFormatter(style="friendly").get_style_defs(".highlight, pre code")
+    )
 
     # Downloads: the bundles exactly as `make bundle` wrote them (or as made here).
     import yaml
 
     download_files: list[Path] = []
-    for stem in ("partner-api", "partner-api.referral", "partner-api.clinical", "partner-api.prescriber",
-                 "pharmacy-api"):
+    for stem in (
+        "partner-api",
+        "partner-api.referral",
+        "partner-api.clinical",
+        "partner-api.prescriber",
+        "pharmacy-api",
+    ):
         if stem not in docs:
             continue
         for ext in ("yaml", "json"):
@@ -580,11 +704,16 @@ def build(out: Path, bundle_dir: Path, spec_root: Path, node_modules: Path) -> d
             elif ext == "json":
                 dest.write_text(json.dumps(docs[stem], indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             else:
-                dest.write_text(yaml.safe_dump(docs[stem], sort_keys=False, allow_unicode=True, width=120),
-                                encoding="utf-8")
+                dest.write_text(
+                    yaml.safe_dump(docs[stem], sort_keys=False, allow_unicode=True, width=120),
+                    encoding="utf-8",
+                )
             download_files.append(dest)
 
-    pages: list[dict[str, Any]] = [{"path": "index.html", "kind": "home"}, {"path": "downloads.html", "kind": "downloads"}]
+    pages: list[dict[str, Any]] = [
+        {"path": "index.html", "kind": "home"},
+        {"path": "downloads.html", "kind": "downloads"},
+    ]
     (out / "index.html").write_text(index_page(docs), encoding="utf-8")
     (out / "downloads.html").write_text(downloads_page(download_files, docs), encoding="utf-8")
 
@@ -595,15 +724,32 @@ def build(out: Path, bundle_dir: Path, spec_root: Path, node_modules: Path) -> d
         doc = docs[a.bundle]
         rendered = render_copy(doc, a.sample_audience)
         (out / "reference" / f"{a.slug}.openapi.json").write_text(
-            json.dumps(rendered, ensure_ascii=False), encoding="utf-8")
-        (out / "reference" / f"{a.slug}.html").write_text(reference_page(a, doc, docs, versions), encoding="utf-8")
-        pages.append({
-            "path": f"reference/{a.slug}.html", "kind": "reference", "audience": a.slug, "bundle": a.bundle,
-            "operations": [{"operationId": op.get("operationId", ""), "summary": op.get("summary", ""),
-                            "method": m.upper(), "path": p} for m, p, op in iter_operations(doc)],
-            "webhooks": [{"event": e, "operationId": op.get("operationId", ""), "summary": op.get("summary", "")}
-                         for e, _m, op in iter_webhooks(doc)],
-        })
+            json.dumps(rendered, ensure_ascii=False), encoding="utf-8"
+        )
+        (out / "reference" / f"{a.slug}.html").write_text(
+            reference_page(a, doc, docs, versions), encoding="utf-8"
+        )
+        pages.append(
+            {
+                "path": f"reference/{a.slug}.html",
+                "kind": "reference",
+                "audience": a.slug,
+                "bundle": a.bundle,
+                "operations": [
+                    {
+                        "operationId": op.get("operationId", ""),
+                        "summary": op.get("summary", ""),
+                        "method": m.upper(),
+                        "path": p,
+                    }
+                    for m, p, op in iter_operations(doc)
+                ],
+                "webhooks": [
+                    {"event": e, "operationId": op.get("operationId", ""), "summary": op.get("summary", "")}
+                    for e, _m, op in iter_webhooks(doc)
+                ],
+            }
+        )
 
     # Guides.
     for slug, _title, _group in GUIDES:
@@ -612,18 +758,32 @@ def build(out: Path, bundle_dir: Path, spec_root: Path, node_modules: Path) -> d
         title, html = render_guide(slug, md_text, gen)
         scripts = ""
         if gen.used_mermaid:
-            scripts = ('<script src="../assets/vendor/mermaid/mermaid.min.js"></script>'
-                       '<script src="../assets/diagrams.js"></script>')
-        body = (f'<div class="layout">{guide_sidebar("../", slug)}<main class="content guide" '
-                f'data-guide="{slug}">{html}</main></div>')
+            scripts = (
+                '<script src="../assets/vendor/mermaid/mermaid.min.js"></script>'
+                '<script src="../assets/diagrams.js"></script>'
+            )
+        body = (
+            f'<div class="layout">{guide_sidebar("../", slug)}<main class="content guide" '
+            f'data-guide="{slug}">{html}</main></div>'
+        )
         (out / "guides" / f"{slug}.html").write_text(
-            page(title, body, "../", "guide-" + slug, docs, head='<link rel="stylesheet" href="../assets/highlight.css">',
-                 scripts=scripts), encoding="utf-8")
+            page(
+                title,
+                body,
+                "../",
+                "guide-" + slug,
+                docs,
+                head='<link rel="stylesheet" href="../assets/highlight.css">',
+                scripts=scripts,
+            ),
+            encoding="utf-8",
+        )
         entry: dict[str, Any] = {"path": f"guides/{slug}.html", "kind": "guide", "slug": slug}
         if gen.used_mermaid:
             entry["diagrams"] = [
                 {"name": m.group(1), "states": json.loads(m.group(2).replace("&quot;", '"'))}
-                for m in re.finditer(r'data-lifecycle="([^"]+)" data-states=\'([^\']+)\'', html)]
+                for m in re.finditer(r'data-lifecycle="([^"]+)" data-states=\'([^\']+)\'', html)
+            ]
             entry["sequence"] = 'data-diagram="sequence"' in html
         pages.append(entry)
 
@@ -636,14 +796,22 @@ def build(out: Path, bundle_dir: Path, spec_root: Path, node_modules: Path) -> d
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "build" / "portal")
-    parser.add_argument("--bundles", type=Path, default=REPO / "build" / "openapi",
-                        help="directory with the bundles of `make bundle` (default build/openapi)")
-    parser.add_argument("--spec", type=Path, default=REPO / "spec", help="spec root, used for missing bundles")
+    parser.add_argument(
+        "--bundles",
+        type=Path,
+        default=REPO / "build" / "openapi",
+        help="directory with the bundles of `make bundle` (default build/openapi)",
+    )
+    parser.add_argument(
+        "--spec", type=Path, default=REPO / "spec", help="spec root, used for missing bundles"
+    )
     parser.add_argument("--node-modules", type=Path, default=REPO / "node_modules")
     args = parser.parse_args(argv)
     manifest = build(args.out, args.bundles, args.spec, args.node_modules)
-    print(f"portal: {len(manifest['pages'])} pages in {args.out} ({manifest['build_seconds']} s; "
-          f"Scalar {manifest['versions'].get('scalar')}, mermaid {manifest['versions'].get('mermaid')})")
+    print(
+        f"portal: {len(manifest['pages'])} pages in {args.out} ({manifest['build_seconds']} s; "
+        f"Scalar {manifest['versions'].get('scalar')}, mermaid {manifest['versions'].get('mermaid')})"
+    )
     return 0
 
 

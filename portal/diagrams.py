@@ -10,8 +10,20 @@ import re
 from typing import Any
 
 # States a "happy path" avoids (the sequence diagram shows the normal route, not the failure branches).
-UNHAPPY = ("exception", "fail", "denied", "denial", "cancel", "expire", "reject", "refund", "dead", "void",
-           "returned", "error")
+UNHAPPY = (
+    "exception",
+    "fail",
+    "denied",
+    "denial",
+    "cancel",
+    "expire",
+    "reject",
+    "refund",
+    "dead",
+    "void",
+    "returned",
+    "error",
+)
 
 
 def _sid(state: str) -> str:
@@ -31,7 +43,7 @@ def states_of(lc: dict[str, Any]) -> list[str]:
         if isinstance(s, str) and s not in seen:
             seen.append(s)
 
-    for s in (lc.get("states") or {}):
+    for s in lc.get("states") or {}:
         add(s)
     add(lc.get("initial"))
     for s in lc.get("terminal") or []:

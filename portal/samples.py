@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import pprint
 import re
 from typing import Any
 
@@ -44,9 +43,7 @@ def needs_access_tier(op: dict[str, Any], audience: str | None) -> bool:
     tiers = access_tiers(op)
     if "referral" in tiers or "clinical" not in tiers:
         return False
-    if audience in (None, "clinical", "full"):
-        return True
-    return False
+    return audience in (None, "clinical", "full")
 
 
 def operation_headers(doc: dict[str, Any], op: dict[str, Any], audience: str | None) -> list[tuple[str, str]]:
@@ -73,8 +70,9 @@ def server_base_path(doc: dict[str, Any]) -> str:
     return ""
 
 
-def build_request(doc: dict[str, Any], method: str, path: str, op: dict[str, Any],
-                  audience: str | None) -> dict[str, Any]:
+def build_request(
+    doc: dict[str, Any], method: str, path: str, op: dict[str, Any], audience: str | None
+) -> dict[str, Any]:
     params = path_parameters(doc, path, op)
     path_params = [p for p in params if p.get("in") == "path"]
     query = []
@@ -93,6 +91,38 @@ def build_request(doc: dict[str, Any], method: str, path: str, op: dict[str, Any
         "has_body": has_body,
         "body": body,
     }
+
+
+def py_literal(value: Any, indent: int = 0) -> str:
+    """A Python literal for a JSON value, laid out the way black would (double quotes, trailing commas)."""
+    pad, inner = " " * indent, " " * (indent + 4)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        flat = "{" + ", ".join(f"{json.dumps(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
+        if len(flat) + indent <= 80 and not any(isinstance(v, (dict, list)) and v for v in value.values()):
+            return flat
+        items = "".join(
+            f"{inner}{json.dumps(k, ensure_ascii=False)}: {py_literal(v, indent + 4)},\n"
+            for k, v in value.items()
+        )
+        return "{\n" + items + pad + "}"
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        flat = "[" + ", ".join(py_literal(v) for v in value) + "]"
+        if len(flat) + indent <= 80 and not any(isinstance(v, (dict, list)) and v for v in value):
+            return flat
+        return "[\n" + "".join(f"{inner}{py_literal(v, indent + 4)},\n" for v in value) + pad + "]"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
 
 
 def _query_string(query: list[tuple[str, Any]]) -> str:
@@ -127,8 +157,14 @@ def curl_sample(req: dict[str, Any]) -> str:
 
 
 def python_sample(req: dict[str, Any]) -> str:
-    lines = ["import os", "", "import httpx", "",
-             f'BASE_URL = os.environ.get("STEALTH_BASE_URL", "{BASE_URL}")', "headers = {"]
+    lines = [
+        "import os",
+        "",
+        "import httpx",
+        "",
+        f'BASE_URL = os.environ.get("STEALTH_BASE_URL", "{BASE_URL}")',
+        "headers = {",
+    ]
     for name, env in req["headers"]:
         lines.append(f'    "{name}": os.environ["{env}"],')
     if req["access_tier"]:
@@ -143,10 +179,10 @@ def python_sample(req: dict[str, Any]) -> str:
     url = f'f"{{BASE_URL}}{path}"'
     args = [url, "headers=headers"]
     if req["query"]:
-        lines.append("params = " + pprint.pformat(dict(req["query"]), indent=4, width=100, sort_dicts=False))
+        lines.append("params = " + py_literal(dict(req["query"])))
         args.append("params=params")
     if req["has_body"]:
-        lines.append("body = " + pprint.pformat(req["body"], indent=4, width=100, sort_dicts=False))
+        lines.append("body = " + py_literal(req["body"]))
         args.append("json=body")
     lines.append("")
     fn = req["method"].lower()
@@ -160,8 +196,10 @@ def python_sample(req: dict[str, Any]) -> str:
 
 
 def node_sample(req: dict[str, Any]) -> str:
-    lines = ["// Node.js 18+ (built-in fetch); save as a .mjs file for top-level await.",
-             f'const BASE_URL = process.env.STEALTH_BASE_URL ?? "{BASE_URL}";']
+    lines = [
+        "// Node.js 18+ (built-in fetch); save as a .mjs file for top-level await.",
+        f'const BASE_URL = process.env.STEALTH_BASE_URL ?? "{BASE_URL}";',
+    ]
     path = req["path"]
     for name, example in req["path_params"]:
         var = _camel(name)
@@ -192,8 +230,9 @@ def node_sample(req: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def samples_for(doc: dict[str, Any], method: str, path: str, op: dict[str, Any],
-                audience: str | None = None) -> list[dict[str, str]]:
+def samples_for(
+    doc: dict[str, Any], method: str, path: str, op: dict[str, Any], audience: str | None = None
+) -> list[dict[str, str]]:
     """``x-codeSamples`` entries for one operation."""
     req = build_request(doc, method, path, op, audience)
     return [

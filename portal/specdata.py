@@ -128,12 +128,13 @@ def lifecycles(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def error_catalog(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The ``x-error-catalog`` of the ``ErrorCode`` schema (code -> {status, retryable, description, ...})."""
     schemas = (doc.get("components") or {}).get("schemas") or {}
-    for name, schema in schemas.items():
+    code = schemas.get("ErrorCode")
+    if isinstance(code, dict) and isinstance(code.get("x-error-catalog"), dict):
+        return code["x-error-catalog"]
+    for schema in schemas.values():
         if isinstance(schema, dict) and isinstance(schema.get("x-error-catalog"), dict):
-            if name == "ErrorCode" or "ErrorCode" not in schemas:
-                return schema["x-error-catalog"]
-    code = schemas.get("ErrorCode") or {}
-    return code.get("x-error-catalog") or {}
+            return schema["x-error-catalog"]
+    return {}
 
 
 def sandbox_scenarios(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -142,6 +143,7 @@ def sandbox_scenarios(doc: dict[str, Any]) -> list[dict[str, Any]]:
     for method, path, op in iter_operations(doc):
         for sc in op.get("x-sandbox-scenarios") or []:
             if isinstance(sc, dict):
-                rows.append({"method": method.upper(), "path": path, "operationId": op.get("operationId", ""),
-                             **sc})
+                rows.append(
+                    {"method": method.upper(), "path": path, "operationId": op.get("operationId", ""), **sc}
+                )
     return rows

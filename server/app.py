@@ -90,7 +90,11 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
+        from server.webhooks.runtime import start_background, stop_background  # sandbox part 2
+
+        start_background(state)
         yield
+        stop_background(state)
         await state.limiter.close()
 
     app = AsyncApp(

@@ -81,7 +81,9 @@ def check_ip(partner: Partner, client_ip: str) -> None:
     try:
         addr = ipaddress.ip_address(client_ip)
     except ValueError:
-        raise ApiError("IP_NOT_ALLOWED", "Requests from this address are not allowed for this partner.") from None
+        raise ApiError(
+            "IP_NOT_ALLOWED", "Requests from this address are not allowed for this partner."
+        ) from None
     for entry in partner.allowed_ips:
         try:
             if addr in ipaddress.ip_network(str(entry), strict=False):
@@ -119,7 +121,9 @@ def check_operation(
     if "clinical" in tiers:
         raise _clinical_required()
     raise ApiError(
-        "PRESCRIBER_ACCESS_REQUIRED", "This endpoint requires a prescriber-tier key.", {"required_tier": "prescriber"}
+        "PRESCRIBER_ACCESS_REQUIRED",
+        "This endpoint requires a prescriber-tier key.",
+        {"required_tier": "prescriber"},
     )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,18 @@ def _state(settings: Settings) -> Any:
     from server.app import build_state
 
     return build_state(settings)
+
+
+class _Store:
+    """Database and secrets only: partner commands need no spec."""
+
+    def __init__(self, settings: Settings) -> None:
+        from server.crypto import SecretBox, load_or_create_key
+        from server.db.engine import Database
+
+        self.db = Database(settings.database_url)
+        self.db.migrate()
+        self.box = SecretBox(load_or_create_key(settings))
 
 
 def _print(data: Any, as_json: bool) -> None:
@@ -36,9 +50,15 @@ def _print(data: Any, as_json: bool) -> None:
 def cmd_partner_create(args: argparse.Namespace, settings: Settings) -> int:
     from server.services.partners import create_partner
 
-    state = _state(settings)
-    creds = create_partner(state.db, state.box, tier=args.tier, environment=settings.environment,
-                           name=args.name, webhook_url=args.webhook_url)
+    state = _Store(settings)
+    creds = create_partner(
+        state.db,
+        state.box,
+        tier=args.tier,
+        environment=settings.environment,
+        name=args.name,
+        webhook_url=args.webhook_url,
+    )
     out = creds.as_dict()
     out.pop("name")
     _print(out, args.json)
@@ -48,7 +68,7 @@ def cmd_partner_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_partner_rotate(args: argparse.Namespace, settings: Settings) -> int:
     from server.services.partners import rotate_key
 
-    state = _state(settings)
+    state = _Store(settings)
     try:
         out = rotate_key(state.db, args.partner_id)
     except LookupError:
@@ -61,11 +81,17 @@ def cmd_partner_rotate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_partner_list(args: argparse.Namespace, settings: Settings) -> int:
     from server.repositories import partners as partners_repo
 
-    state = _state(settings)
+    state = _Store(settings)
     with state.db.session() as session:
         rows = [
-            {"partner_id": p.id, "name": p.name, "tier": p.tier, "environment": p.environment,
-             "active": p.active, "webhook_url": p.webhook_url}
+            {
+                "partner_id": p.id,
+                "name": p.name,
+                "tier": p.tier,
+                "environment": p.environment,
+                "active": p.active,
+                "webhook_url": p.webhook_url,
+            }
             for p in partners_repo.list_all(session)
         ]
     if args.json:
@@ -89,8 +115,14 @@ def provision_demo_partners(settings: Settings, state: Any) -> list[dict[str, st
                 return demo
     demo = []
     for tier in ("referral", "clinical", "prescriber"):
-        creds = create_partner(state.db, state.box, tier=tier, environment=settings.environment,
-                               name=f"Demo {tier.capitalize()} Partner", slug=f"demo_{tier}")
+        creds = create_partner(
+            state.db,
+            state.box,
+            tier=tier,
+            environment=settings.environment,
+            name=f"Demo {tier.capitalize()} Partner",
+            slug=f"demo_{tier}",
+        )
         demo.append(creds.as_dict())
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -111,8 +143,11 @@ def banner(settings: Settings, demo: list[dict[str, str]]) -> str:
         "Demo partners (kept in " + str(Path(settings.state_dir) / DEMO_FILE) + "):",
     ]
     for d in demo:
-        lines += [f"  {d['tier']:10} X-Partner-ID: {d['partner_id']}", f"  {'':10} X-Api-Key:    {d['api_key']}",
-                  f"  {'':10} webhook secret: {d['webhook_secret']}"]
+        lines += [
+            f"  {d['tier']:10} X-Partner-ID: {d['partner_id']}",
+            f"  {'':10} X-Api-Key:    {d['api_key']}",
+            f"  {'':10} webhook secret: {d['webhook_secret']}",
+        ]
     ref = demo[0]
     lines += [
         "",
@@ -120,7 +155,7 @@ def banner(settings: Settings, demo: list[dict[str, str]]) -> str:
         f"  curl -s -X POST {base}/partner/referrals \\",
         f"    -H 'X-Partner-ID: {ref['partner_id']}' -H 'X-Api-Key: {ref['api_key']}' \\",
         "    -H 'Content-Type: application/json' \\",
-        "    -d '{\"partner_reference\": \"cust_12345\", \"product_category\": \"trt-cream\"}'",
+        '    -d \'{"partner_reference": "cust_12345", "product_category": "trt-cream"}\'',
         "Then open its enrollment_url in a browser and pay with 4242 4242 4242 4242.",
         "Ctrl-C stops the server.",
     ]
@@ -144,13 +179,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(banner(settings, demo), flush=True)
     app = create_app(settings, state=state)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", access_log=False,
-                            lifespan="on")
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="info", access_log=False, lifespan="on"
+    )
     server = uvicorn.Server(config)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.run()
-    except KeyboardInterrupt:
-        pass
     state.db.dispose()
     return 0
 
@@ -183,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # connexion imports starlette.testclient, which warns about httpx; irrelevant to a server.
+    warnings.filterwarnings("ignore", message=".*httpx2.*")
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()

@@ -28,14 +28,19 @@ def _unb64(text: str) -> bytes:
 
 
 def filter_digest(list_name: str, filters: Mapping[str, Any]) -> str:
-    canonical = json.dumps({"list": list_name, **{k: v for k, v in filters.items() if v is not None}},
-                           sort_keys=True, default=str)
+    canonical = json.dumps(
+        {"list": list_name, **{k: v for k, v in filters.items() if v is not None}},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def invalid_cursor() -> ApiError:
     return ApiError(
-        "INVALID_CURSOR", "The cursor is malformed or was issued for a different list.", {"parameter": "cursor"}
+        "INVALID_CURSOR",
+        "The cursor is malformed or was issued for a different list.",
+        {"parameter": "cursor"},
     )
 
 
@@ -47,7 +52,9 @@ class CursorCodec:
         return _b64(hmac.new(self._key, payload, hashlib.sha256).digest()[:16])
 
     def encode(self, created_at: datetime, row_id: str | int, digest: str) -> str:
-        payload = json.dumps({"t": created_at.isoformat(), "i": row_id, "f": digest}, separators=(",", ":")).encode()
+        payload = json.dumps(
+            {"t": created_at.isoformat(), "i": row_id, "f": digest}, separators=(",", ":")
+        ).encode()
         return f"{_b64(payload)}.{self._sig(payload)}"
 
     def decode(self, cursor: str, digest: str) -> tuple[datetime, Any]:

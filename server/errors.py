@@ -140,7 +140,9 @@ class ErrorRenderer:
         if isinstance(exc, ExtraParameterProblem):
             return self.response("VALIDATION_ERROR", str(exc.detail), None, headers)
         if status == 401:
-            return self.response("MISSING_CREDENTIALS", "The X-Partner-ID and X-Api-Key headers are required.")
+            return self.response(
+                "MISSING_CREDENTIALS", "The X-Partner-ID and X-Api-Key headers are required."
+            )
         if 400 <= status < 500:
             ctx = context.current.get()
             has_body = bool(ctx and ctx.operation and ctx.operation.has_body)
@@ -149,9 +151,15 @@ class ErrorRenderer:
             return self.response(code, message[:1000], None, headers)
         return self.internal(exc)
 
-    def handle_http(self, _request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    def handle_http(self, request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         assert isinstance(exc, HTTPException)
         headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette reports the methods of the first route it matched; the spec knows them all.
+            methods = self.spec.allowed_methods(request.url.path)
+            if methods:
+                headers.pop("allow", None)
+                headers["Allow"] = ", ".join(methods)
         if exc.status_code == 404:
             return self.response("NOT_FOUND", "No operation exists at this path.", None, headers)
         if exc.status_code == 405:

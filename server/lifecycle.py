@@ -33,7 +33,7 @@ class Transition:
 class Lifecycle:
     name: str
     property: str
-    initial: str
+    initials: tuple[str, ...]
     terminal: frozenset[str]
     states: tuple[str, ...]
     transitions: tuple[Transition, ...]
@@ -43,18 +43,25 @@ class Lifecycle:
         transitions = tuple(
             Transition(str(t["from"]), str(t["to"]), t.get("event")) for t in ext.get("transitions", [])
         )
+        initial = ext["initial"]
         lc = cls(
             name=str(ext["name"]),
             property=str(ext.get("property", "status")),
-            initial=str(ext["initial"]),
+            initials=tuple(str(i) for i in initial) if isinstance(initial, list) else (str(initial),),
             terminal=frozenset(ext.get("terminal", [])),
             states=tuple(ext.get("states", {}).keys()),
             transitions=transitions,
         )
-        unknown = {s for t in transitions for s in (t.from_state, t.to_state)} - set(lc.states)
+        unknown = {s for t in transitions for s in (t.from_state, t.to_state)} | set(lc.initials)
+        unknown -= set(lc.states)
         if unknown:
             raise ValueError(f"x-lifecycle {lc.name}: transitions name unknown states {sorted(unknown)}")
         return lc
+
+    @property
+    def initial(self) -> str:
+        """The state objects are created in (the first of ``initial`` when the spec lists several entry states)."""
+        return self.initials[0]
 
     def transition(self, from_state: str, to_state: str) -> Transition:
         for t in self.transitions:

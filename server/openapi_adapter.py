@@ -97,13 +97,15 @@ def _pointer(parts: Any) -> str:
     return "/" + "/".join(str(p) for p in parts) if parts else "/"
 
 
-def _walk_schema(schema: dict[str, Any], schema_path: list[Any]) -> Iterator[tuple[str | None, dict[str, Any]]]:
+def _walk_schema(
+    schema: dict[str, Any], schema_path: list[Any]
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
     """Yield (property name or None, node) along ``schema_path``."""
     node: Any = schema
     prev: Any = None
     for part in schema_path:
         if isinstance(node, dict):
-            node = node.get(part if not isinstance(part, int) else part)
+            node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
         else:
@@ -145,7 +147,9 @@ class ParameterValidator2020(ParameterValidator):
     """Path, query, header and cookie parameters, validated with 2020-12 (VALIDATION_ERROR)."""
 
     @staticmethod
-    def validate_parameter(parameter_type: str, value: Any, param: dict[str, Any], param_name: Any = None) -> Any:
+    def validate_parameter(
+        parameter_type: str, value: Any, param: dict[str, Any], param_name: Any = None
+    ) -> Any:
         if value is None:
             if param.get("required"):
                 raise RequestValidationError(
@@ -169,7 +173,9 @@ class ParameterValidator2020(ParameterValidator):
         )
 
     def validate_request(self, request: Any) -> None:
-        if self.strict_validation:
+        # Unknown query parameters are refused only where the operation has query parameters (and so
+        # documents VALIDATION_ERROR for them); elsewhere they are ignored, as most APIs do.
+        if self.strict_validation and self.parameters.get("query"):
             extra = self.validate_query_parameter_list(request, security_params=self.security_query_params)
             if extra:
                 names = sorted(extra)

@@ -111,5 +111,9 @@ def product(p: Product, partner: AuthenticatedPartner, base_url: str) -> dict[st
         "jurisdictions": list(p.jurisdictions),
         "enrollment_url_template": f"{base_url}/enroll/{partner.slug}/{p.category}?ref={{referral_id}}",
         "requires_payment_at_enrollment": p.requires_payment_at_enrollment,
-        "price_range": {"min_cents": p.price_min_cents, "max_cents": p.price_max_cents, "currency": p.currency},
+        "price_range": {
+            "min_cents": p.price_min_cents,
+            "max_cents": p.price_max_cents,
+            "currency": p.currency,
+        },
     }

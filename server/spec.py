@@ -7,6 +7,7 @@ error codes (status from ``x-error-catalog``) and lifecycles comes from the spec
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -75,6 +76,24 @@ class SpecIndex:
             )
             for code, entry in (error_code.get("x-error-catalog") or {}).items()
         }
+
+    @cached_property
+    def _path_patterns(self) -> list[tuple[re.Pattern[str], tuple[str, ...]]]:
+        out = []
+        for path, item in (self.document.get("paths") or {}).items():
+            methods = tuple(m.upper() for m in HTTP_METHODS if isinstance(item, dict) and m in item)
+            regex = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"
+            out.append((re.compile(regex), methods))
+        # literal paths first (/partner/referrals/summary before /partner/referrals/{referral_id})
+        out.sort(key=lambda p: p[0].pattern.count("[^/]+"))
+        return out
+
+    def allowed_methods(self, request_path: str) -> tuple[str, ...] | None:
+        """The methods the spec defines for the path a request hit (for the Allow header of a 405)."""
+        for pattern, methods in self._path_patterns:
+            if pattern.match(request_path):
+                return methods
+        return None
 
     def status_of(self, code: str) -> int:
         return self.catalog[code].status

@@ -26,6 +26,11 @@ class PartnerLimitCache:
     _cache: dict[str, tuple[float, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def cached(self, partner_id: str) -> int | None:
+        """The cached limit without touching the database (None when unknown or stale)."""
+        hit = self._cache.get(partner_id)
+        return hit[1] if hit and hit[0] > time.monotonic() else None
+
     def limit_for(self, partner_id: str) -> int:
         now = time.monotonic()
         hit = self._cache.get(partner_id)
@@ -33,7 +38,9 @@ class PartnerLimitCache:
             return hit[1]
         with self.db.session() as session:
             partner = partners_repo.get(session, partner_id)
-            limit = partner.rate_limit_per_minute if partner and partner.rate_limit_per_minute else self.default
+            limit = (
+                partner.rate_limit_per_minute if partner and partner.rate_limit_per_minute else self.default
+            )
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

@@ -601,6 +601,10 @@ def schema_docs(ctx: Context) -> Iterator[Finding]:
                     )
 
 
+# Keywords next to a property's $ref that only annotate it: the generated field keeps the component's type.
+ANNOTATIONS = frozenset(
+    {"description", "examples", "title", "deprecated", "readOnly", "writeOnly", "default"}
+)
 CONSTRAINTS = (
     "pattern",
     "minLength",
@@ -617,6 +621,12 @@ def _inline_model_problem(node: dict[str, Any], position: str) -> str | None:
     """Why the generator would make a class for this inline schema (its name would not be a component name)."""
     if "$ref" in node:
         siblings = set(node) - {"$ref"}
+        constraining = {k for k in siblings if k not in ANNOTATIONS and not k.startswith("x-")}
+        if constraining:
+            return (
+                f"$ref with constraining siblings {sorted(constraining)}: the generator makes a numbered copy of the"
+                " component; drop the $ref (e.g. plain `type: string` + `const`) or the constraint"
+            )
         if position in ("items", "additionalProperties") and siblings:
             return f"$ref in {position} with sibling keywords {sorted(siblings)} (the generator copies the component as <Name>1)"
         return None
@@ -650,7 +660,12 @@ def inline_model(ctx: Context) -> Iterator[Finding]:
             if isinstance(sub, dict) and id(sub) not in component_roots:
                 problem = _inline_model_problem(sub, position)
                 if problem:
-                    yield _f(ctx, "inline-model", child_pointer, f"{problem}: make it a component schema")
+                    yield _f(
+                        ctx,
+                        "inline-model",
+                        child_pointer,
+                        problem if "$ref" in problem else f"{problem}: make it a component schema",
+                    )
 
 
 @rule("snake-case")

@@ -162,6 +162,7 @@ class Context:
     burst: bool = False
     receiver: WebhookReceiver | None = None
     webhook_wait_s: float = 20.0
+    webhook_quiet_s: float = 1.5
     # Objects created by this run, by kind ("referrals" ...): the JSON of the create response and the credential.
     created: dict[str, list[tuple[dict[str, Any], Credentials]]] = field(default_factory=dict)
     run_tag: str = field(default_factory=lambda: "conf" + secrets.token_hex(4))

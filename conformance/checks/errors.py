@@ -182,6 +182,10 @@ def invalid_body(ctx: Context, res: CheckResult) -> None:
             ok = ex.status == 400 and (not codes or error_code(ex) in codes)
             res.expect(ok, f"{op.key} with {what}: expected 400 {'/'.join(codes)}, got {describe(ex)}", ex)
         ex = ctx.client.op_request(
-            op, creds=ctx.primary, raw_body=b'{"truncated": ', headers={"Content-Type": "application/json"}
+            op,
+            creds=ctx.primary,
+            raw_body=b'{"truncated": ',
+            headers={"Content-Type": "application/json"},
+            timeout=5.0,
         )
         res.expect(ex.status == 400, f"{op.key} with malformed JSON: expected 400, got {describe(ex)}", ex)

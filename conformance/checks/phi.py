@@ -31,7 +31,8 @@ def phi_leaks(spec: Spec, instance: Any, schema: Any, path: str = "", depth: int
                     continue
                 out += phi_leaks(spec, value, sub, here, depth + 1)
             else:
-                if value is not None and (key in spec.phi_names or key in HEURISTIC_PHI_NAMES):
+                phi_only = key in spec.phi_names and key not in spec.non_phi_names
+                if value is not None and (phi_only or key in HEURISTIC_PHI_NAMES):
                     out.append(here + " (undeclared)")
                     continue
                 out += phi_leaks(spec, value, None, here, depth + 1)

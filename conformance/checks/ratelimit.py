@@ -94,7 +94,9 @@ def burst(ctx: Context, res: CheckResult) -> None:
         error_code(ex) == "RATE_LIMIT_EXCEEDED", f"429 carries {error_code(ex)}, not RATE_LIMIT_EXCEEDED", ex
     )
     err = (ex.json or {}).get("error") if isinstance(ex.json, dict) else None
-    res.expect(isinstance(err, dict) and isinstance(err.get("message"), str), "429 without the error envelope", ex)
+    res.expect(
+        isinstance(err, dict) and isinstance(err.get("message"), str), "429 without the error envelope", ex
+    )
     res.expect(ex.header("X-RateLimit-Limit") is not None, "429 without X-RateLimit-Limit", ex)
     retry = _int(ex.header("Retry-After"))
     res.expect(

@@ -5871,7 +5871,7 @@ class Referral(BaseModel):
     status_history: Annotated[
         list[ReferralStatusChange],
         Field(
-            description="Every status the referral entered, oldest first, starting with `created`.",
+            description="Every status the referral entered, oldest first, starting with `created` (or `approved` for the synthetic referral a partner-submitted prescription creates).",
             examples=[
                 [
                     {"status": "created", "at": "2026-03-02T14:00:00Z"},

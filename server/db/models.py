@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -35,7 +35,11 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class Partner(Base):
@@ -139,7 +143,9 @@ class ReferralStatusHistory(Base):
     __tablename__ = "referral_status_history"
     __table_args__ = (Index("ix_history_referral", "referral_id", "id"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"))
     partner_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
@@ -242,7 +248,9 @@ class Event(Base):
         Index("ix_events_delivery_due", "delivery_status", "next_attempt_at"),
     )
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     id: Mapped[str] = mapped_column(String(32), unique=True)
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(64))
@@ -255,6 +263,13 @@ class Event(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    # sandbox part 2 (webhook delivery, migration 0002)
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    auto_attempt_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    redelivery_requested_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    has_failed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class EventAttempt(Base):
@@ -263,10 +278,26 @@ class EventAttempt(Base):
     __tablename__ = "event_attempts"
     __table_args__ = (Index("ix_event_attempts_event", "event_seq", "attempt_no"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     event_seq: Mapped[int] = mapped_column(ForeignKey("events.seq", ondelete="CASCADE"))
     attempt_no: Mapped[int] = mapped_column(Integer)
     attempted_at: Mapped[datetime]
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # sandbox part 2 (migration 0002)
+    url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    redelivery: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class SandboxReferralProgress(Base):
+    """Sandbox part 2: when the simulation last moved a referral (auto-advance counts from here)."""
+
+    __tablename__ = "sandbox_referral_progress"
+
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(64), index=True)
+    last_step_at: Mapped[datetime]

@@ -7,14 +7,21 @@ from typing import Any
 
 from server import context
 from server.errors import ApiError
+from server.handlers.events import EventHandlers
 from server.handlers.products import ProductHandlers
 from server.handlers.referrals import ReferralHandlers
+from server.handlers.sandbox import SandboxHandlers
 from server.state import AppState
 
 
 def build_registry(state: AppState) -> dict[str, Callable[..., Any]]:
     registry: dict[str, Callable[..., Any]] = {}
-    for group in (ReferralHandlers(state), ProductHandlers(state)):
+    for group in (
+        ReferralHandlers(state),
+        ProductHandlers(state),
+        EventHandlers(state),
+        SandboxHandlers(state),
+    ):
         registry.update(group.operations())
     return registry
 

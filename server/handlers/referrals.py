@@ -67,8 +67,11 @@ class ReferralHandlers:
                 created_before=parse_iso(query["created_before"]) if query.get("created_before") else None,
             )
         except ValueError:
-            raise ApiError("VALIDATION_ERROR", "created_after / created_before must be ISO 8601 date-times.",
-                           {"parameter": "created_after", "in": "query", "reason": "not a date-time"}) from None
+            raise ApiError(
+                "VALIDATION_ERROR",
+                "created_after / created_before must be ISO 8601 date-times.",
+                {"parameter": "created_after", "in": "query", "reason": "not a date-time"},
+            ) from None
         rows, next_cursor = self.service.list(partner, filters, int(limit), cursor)
         return {
             "referrals": [serializers.referral(r, partner, self.base_url) for r in rows],
@@ -78,7 +81,14 @@ class ReferralHandlers:
     def get_referral_summary(self, period: str = "month", date: str | None = None) -> JSON:
         partner = _partner()
         day = _date.fromisoformat(date) if date else None
-        return self.service.summary(partner, period, day), 200
+        try:
+            return self.service.summary(partner, period, day), 200
+        except OverflowError:
+            raise ApiError(
+                "VALIDATION_ERROR",
+                "Query parameter date is outside the supported range.",
+                {"parameter": "date", "in": "query", "reason": "the window around this date is out of range"},
+            ) from None
 
     def get_referral_tracking_link(self, referral_id: str) -> JSON:
         partner = _partner()

@@ -28,7 +28,9 @@ class AuthMiddleware:
                 ctx.operation = op
                 headers = Headers(scope=scope)
                 ctx.partner = await anyio.to_thread.run_sync(self._authenticate, headers, ctx)
-                auth.check_operation(ctx.partner, op, self.state.settings.environment, headers.get("x-access-tier"))
+                auth.check_operation(
+                    ctx.partner, op, self.state.settings.environment, headers.get("x-access-tier")
+                )
         await self.app(scope, receive, send)
 
     def _authenticate(self, headers: Headers, ctx: context.RequestContext) -> AuthenticatedPartner:

@@ -38,13 +38,14 @@ class EdgeMiddleware:
         self.app = app
         self.state = state
 
-    async def _rate(self, headers: Headers, ctx: context.RequestContext) -> RateDecision | None:
+    async def _rate(self, headers: Headers, ctx: context.RequestContext) -> RateDecision:
         claimed = headers.get("x-partner-id") or ""
         default = self.state.settings.rate_limit_per_minute
         if _PARTNER_ID_RE.match(claimed):
             key = "p:" + claimed
+            cached = self.state.limits.cached(claimed)
             try:
-                limit = await anyio.to_thread.run_sync(self.state.limits.limit_for, claimed)
+                limit = cached or await anyio.to_thread.run_sync(self.state.limits.limit_for, claimed)
             except Exception as exc:  # database down: the request itself will answer 503
                 log.warning("rate-limit override lookup failed: %s", type(exc).__name__)
                 limit = default
@@ -55,7 +56,7 @@ class EdgeMiddleware:
             return await self.state.limiter.hit(key, limit)
         except Exception as exc:  # a limiter outage must not take the API down: fail open, loudly
             log.error("rate limiter unavailable, request allowed: %s", type(exc).__name__)
-            return None
+            return RateDecision(True, limit, limit, int(time.time()), 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,14 +103,18 @@ class EdgeMiddleware:
                     too_big = False
                 if too_big:
                     err = PayloadTooLarge(max_bytes)
-                    await self._reject(send_wrapper, err.code, err.message, err.details, {"Connection": "close"})
+                    await self._reject(
+                        send_wrapper, err.code, err.message, err.details, {"Connection": "close"}
+                    )
                     return
             if declared is None and scope.get("method") in ("POST", "PUT", "PATCH"):
                 # Chunked body: read it here, bounded, so the limit holds and validation sees a length.
                 try:
                     scope, receive = await self._buffer(scope, receive, max_bytes)
                 except PayloadTooLarge as err:
-                    await self._reject(send_wrapper, err.code, err.message, err.details, {"Connection": "close"})
+                    await self._reject(
+                        send_wrapper, err.code, err.message, err.details, {"Connection": "close"}
+                    )
                     return
             await self.app(scope, self._limited(receive, max_bytes), send_wrapper)
         finally:
@@ -169,7 +174,13 @@ class EdgeMiddleware:
             (b"content-length", str(len(body)).encode()),
             *[(k.lower().encode(), v.encode()) for k, v in headers.items()],
         ]
-        await send({"type": "http.response.start", "status": self.state.renderer.status(code), "headers": raw_headers})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.state.renderer.status(code),
+                "headers": raw_headers,
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod

@@ -31,10 +31,7 @@ def decide(allowed: bool, limit: int, count: int, oldest: float | None, now: flo
     if oldest is None:
         oldest = now
     free_at = oldest + WINDOW_SECONDS  # when the oldest request leaves the window
-    if remaining > 0:
-        reset = math.ceil(now) if allowed else math.ceil(free_at)
-    else:
-        reset = math.ceil(free_at)
+    reset = (math.ceil(now) if allowed else math.ceil(free_at)) if remaining > 0 else math.ceil(free_at)
     retry_after = 0 if allowed else max(1, math.ceil(free_at - now))
     return RateDecision(allowed, limit, remaining, int(reset), retry_after)
 

@@ -30,7 +30,7 @@ redis.call('PEXPIRE', key, math.ceil(window_us / 1000) + 1000)
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 local oldest_us = -1
 if oldest[2] then oldest_us = tonumber(oldest[2]) end
-return {allowed, count, tostring(now), tostring(oldest_us)}
+return {allowed, count, string.format('%.0f', now), string.format('%.0f', oldest_us)}
 """
 
 

@@ -27,13 +27,17 @@ def get_any(session: Session, referral_id: str) -> Referral | None:
     return session.scalar(
         select(Referral)
         .where(Referral.id == referral_id)
-        .options(selectinload(Referral.history), selectinload(Referral.fulfillment), selectinload(Referral.payment))
+        .options(
+            selectinload(Referral.history), selectinload(Referral.fulfillment), selectinload(Referral.payment)
+        )
     )
 
 
 def by_reference(session: Session, partner_id: str, partner_reference: str) -> Referral | None:
     return session.scalar(
-        select(Referral).where(Referral.partner_id == partner_id, Referral.partner_reference == partner_reference)
+        select(Referral).where(
+            Referral.partner_id == partner_id, Referral.partner_reference == partner_reference
+        )
     )
 
 
@@ -95,7 +99,9 @@ def due_for_expiry(session: Session, partner_id: str, now: datetime, limit: int 
     ).all()
 
 
-def compare_and_set_status(session: Session, referral_id: str, from_status: str, values: dict[str, Any]) -> bool:
+def compare_and_set_status(
+    session: Session, referral_id: str, from_status: str, values: dict[str, Any]
+) -> bool:
     """Change the row only if its status is still ``from_status`` (no lost or doubled transitions)."""
     result = session.execute(
         update(Referral)
@@ -106,7 +112,9 @@ def compare_and_set_status(session: Session, referral_id: str, from_status: str,
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-def compare_and_set_payment(session: Session, referral_id: str, from_status: str, values: dict[str, Any]) -> bool:
+def compare_and_set_payment(
+    session: Session, referral_id: str, from_status: str, values: dict[str, Any]
+) -> bool:
     result = session.execute(
         update(Payment)
         .where(Payment.referral_id == referral_id, Payment.status == from_status)
@@ -133,7 +141,9 @@ def status_counts(
     return [(s, c, int(n)) for s, c, n in session.execute(stmt).all()]
 
 
-def revenue(session: Session, partner_id: str, start: datetime | None, end: datetime) -> list[tuple[str, int]]:
+def revenue(
+    session: Session, partner_id: str, start: datetime | None, end: datetime
+) -> list[tuple[str, int]]:
     """Payments received in the window minus refunds made in it, per currency."""
 
     def window(col: Any) -> list[Any]:
@@ -143,10 +153,16 @@ def revenue(session: Session, partner_id: str, start: datetime | None, end: date
         return conds
 
     out: dict[str, int] = {}
-    paid = select(Payment.currency, func.coalesce(func.sum(Payment.amount_cents), 0)).where(
-        *window(Payment.paid_at)).group_by(Payment.currency)
-    refunded = select(Payment.currency, func.coalesce(func.sum(Payment.amount_cents), 0)).where(
-        *window(Payment.refunded_at)).group_by(Payment.currency)
+    paid = (
+        select(Payment.currency, func.coalesce(func.sum(Payment.amount_cents), 0))
+        .where(*window(Payment.paid_at))
+        .group_by(Payment.currency)
+    )
+    refunded = (
+        select(Payment.currency, func.coalesce(func.sum(Payment.amount_cents), 0))
+        .where(*window(Payment.refunded_at))
+        .group_by(Payment.currency)
+    )
     for cur, total in session.execute(paid).all():
         out[cur] = out.get(cur, 0) + int(total)
     for cur, total in session.execute(refunded).all():

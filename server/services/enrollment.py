@@ -15,9 +15,10 @@ from typing import Any
 
 from server import clock, ids
 from server.db.models import IntakeSubmission, Partner, Patient, Product, Referral
+from server.lifecycle import IllegalTransition
 from server.repositories import partners as partners_repo
 from server.repositories import referrals as referrals_repo
-from server.services.transitions import transition_payment, transition_referral
+from server.services.transitions import ConcurrentChange, transition_payment, transition_referral
 from server.state import AppState
 from server.web.questionnaires import questions_for
 
@@ -79,24 +80,42 @@ class EnrollmentService:
                 raise EnrollmentError("not_found", "This product is not offered through this link.")
             now = clock.partner_now(partner.clock_offset_seconds)
             if referral.status == "created" and referral.expires_at <= now:
-                transition_referral(session, self.state.lifecycles, referral, "expired", referral.expires_at,
-                                    partner_tier=partner.tier)
+                transition_referral(
+                    session,
+                    self.state.lifecycles,
+                    referral,
+                    "expired",
+                    referral.expires_at,
+                    partner_tier=partner.tier,
+                )
                 from server.services.transitions import close_payment
 
-                close_payment(session, self.state.lifecycles, referral, referral.expires_at, partner_tier=partner.tier)
+                close_payment(
+                    session, self.state.lifecycles, referral, referral.expires_at, partner_tier=partner.tier
+                )
             session.expunge_all()
         if referral.status == "expired":
-            raise EnrollmentError("expired", "This enrollment link has expired. Ask for a new link to enroll.")
+            raise EnrollmentError(
+                "expired", "This enrollment link has expired. Ask for a new link to enroll."
+            )
         view = EnrollmentView(partner, referral, product)
         if referral.status != "created":
-            raise EnrollmentError("closed", f"This enrollment was already completed (status: {referral.status}).")
+            raise EnrollmentError(
+                "closed", f"This enrollment was already completed (status: {referral.status})."
+            )
         return view
 
     def parse(self, view: EnrollmentView, form: dict[str, str]) -> tuple[Submission, list[dict[str, Any]]]:
         values = {k: (v or "").strip() for k, v in form.items() if isinstance(v, str)}
         sub = Submission(values=values)
-        for name, label in (("first_name", "First name"), ("last_name", "Last name"), ("email", "Email"),
-                            ("date_of_birth", "Date of birth"), ("sex", "Sex"), ("state", "State")):
+        for name, label in (
+            ("first_name", "First name"),
+            ("last_name", "Last name"),
+            ("email", "Email"),
+            ("date_of_birth", "Date of birth"),
+            ("sex", "Sex"),
+            ("state", "State"),
+        ):
             if not values.get(name):
                 sub.errors.append(f"{label} is required.")
         if values.get("email") and not _EMAIL_RE.match(values["email"]):
@@ -117,10 +136,20 @@ class EnrollmentService:
             answer = values.get("q_" + q.id, "")
             if q.required and not answer:
                 sub.errors.append(f"Please answer: {q.text}")
-            answers.append({"question_id": q.id, "question_text": q.text, "category": q.category,
-                            "answer": answer[:2000]})
+            answers.append(
+                {
+                    "question_id": q.id,
+                    "question_text": q.text,
+                    "category": q.category,
+                    "answer": answer[:2000],
+                }
+            )
         if view.product.requires_payment_at_enrollment:
-            for name, label in (("card_number", "Card number"), ("card_expiry", "Card expiry"), ("card_cvc", "CVC")):
+            for name, label in (
+                ("card_number", "Card number"),
+                ("card_expiry", "Card expiry"),
+                ("card_cvc", "CVC"),
+            ):
                 if not values.get(name):
                     sub.errors.append(f"{label} is required.")
         return sub, answers
@@ -130,8 +159,20 @@ class EnrollmentService:
         card = re.sub(r"[\s-]", "", sub.values.get("card_number", ""))
         paying = view.product.requires_payment_at_enrollment
         if paying and card != TEST_CARD_OK:
-            raise EnrollmentError("declined", "Your card was declined. No charge was made. "
-                                              "(Sandbox: use test card 4242 4242 4242 4242.)")
+            raise EnrollmentError(
+                "declined",
+                "Your card was declined. No charge was made. (Sandbox: use test card 4242 4242 4242 4242.)",
+            )
+        try:
+            return self._record(view, sub, answers, card)
+        except (ConcurrentChange, IllegalTransition):
+            # The referral moved meanwhile (expired, cancelled, enrolled in another tab): nothing was stored.
+            raise EnrollmentError("closed", "This enrollment can no longer be completed.") from None
+
+    def _record(
+        self, view: EnrollmentView, sub: Submission, answers: list[dict[str, Any]], card: str
+    ) -> Referral:
+        paying = view.product.requires_payment_at_enrollment
         partner = view.partner
         tier = partner.tier
         lifecycles = self.state.lifecycles
@@ -160,17 +201,43 @@ class EnrollmentService:
             )
             session.add(patient)
             session.flush()
-            session.add(IntakeSubmission(referral_id=referral.id, patient_id=patient.id,
-                                         product_category=referral.product_category, answers=answers,
-                                         submitted_at=now))
-            transition_referral(session, lifecycles, referral, "enrolled", now, partner_tier=tier,
-                                values={"patient_id": patient.id})
+            session.add(
+                IntakeSubmission(
+                    referral_id=referral.id,
+                    patient_id=patient.id,
+                    product_category=referral.product_category,
+                    answers=answers,
+                    submitted_at=now,
+                )
+            )
+            transition_referral(
+                session,
+                lifecycles,
+                referral,
+                "enrolled",
+                now,
+                partner_tier=tier,
+                values={"patient_id": patient.id},
+            )
             if paying:
-                transition_payment(session, lifecycles, referral, "due", now, partner_tier=tier,
-                                   values={"amount_cents": view.product.price_cents,
-                                           "currency": view.product.currency})
-                transition_payment(session, lifecycles, referral, "paid", now, partner_tier=tier,
-                                   values={"paid_at": now, "card_last4": card[-4:]})
+                transition_payment(
+                    session,
+                    lifecycles,
+                    referral,
+                    "due",
+                    now,
+                    partner_tier=tier,
+                    values={"amount_cents": view.product.price_cents, "currency": view.product.currency},
+                )
+                transition_payment(
+                    session,
+                    lifecycles,
+                    referral,
+                    "paid",
+                    now,
+                    partner_tier=tier,
+                    values={"paid_at": now, "card_last4": card[-4:]},
+                )
             transition_referral(session, lifecycles, referral, "pending_review", now, partner_tier=tier)
             session.flush()
             session.expunge_all()

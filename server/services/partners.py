@@ -90,7 +90,11 @@ def create_partner(
         )
         session.add(partner)
         session.flush()
-        session.add(ApiKey(partner_id=partner.id, key_hash=sha256_hex(api_key), key_prefix=api_key[:12], created_at=now))
+        session.add(
+            ApiKey(
+                partner_id=partner.id, key_hash=sha256_hex(api_key), key_prefix=api_key[:12], created_at=now
+            )
+        )
         for product in default_products(tier):
             session.add(Product(partner_id=partner.id, **product))
         return Credentials(partner.id, api_key, secret, tier, environment, name)

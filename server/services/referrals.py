@@ -26,9 +26,28 @@ ENROLLMENT_TTL = timedelta(days=7)
 TRACKING_LINK_TTL = timedelta(hours=24)
 CANCELLABLE = ("created", "enrolled", "pending_review")
 TRACKABLE = ("shipped", "in_transit", "out_for_delivery", "delivered", "delivery_exception")
-SUMMARY_STATUSES = ("created", "enrolled", "pending_review", "approved", "denied", "expired", "shipped", "delivered")
-CATEGORY_STATUSES = ("created", "enrolled", "pending_review", "approved", "denied", "expired", "shipped",
-                     "delivered", "cancelled")
+SUMMARY_STATUSES = (
+    "created",
+    "enrolled",
+    "pending_review",
+    "approved",
+    "denied",
+    "expired",
+    "cancelled",
+    "shipped",
+    "delivered",
+)
+CATEGORY_STATUSES = (
+    "created",
+    "enrolled",
+    "pending_review",
+    "approved",
+    "denied",
+    "expired",
+    "shipped",
+    "delivered",
+    "cancelled",
+)
 SANDBOX_SCENARIO_KEY = "sandbox_scenario"
 
 
@@ -65,16 +84,25 @@ class ReferralService:
             return
         op = self.state.spec.operations.get("createReferral")
         scenarios = (op.raw.get("x-sandbox-scenarios") if op else None) or []
-        allowed = {str(s.get("value")) for s in scenarios if str(s.get("field", "")).endswith(SANDBOX_SCENARIO_KEY)}
+        allowed = {
+            str(s.get("value")) for s in scenarios if str(s.get("field", "")).endswith(SANDBOX_SCENARIO_KEY)
+        }
         if allowed and metadata[SANDBOX_SCENARIO_KEY] not in allowed:
             raise ApiError(
                 "INVALID_BODY",
                 "metadata.sandbox_scenario does not name a documented sandbox scenario.",
-                {"errors": [{"path": "/metadata/sandbox_scenario", "message": f"must be one of {sorted(allowed)}"}]},
+                {
+                    "errors": [
+                        {"path": "/metadata/sandbox_scenario", "message": f"must be one of {sorted(allowed)}"}
+                    ]
+                },
             )
 
     def _check_scenario_allowed(self, body: dict[str, Any]) -> None:
-        if SANDBOX_SCENARIO_KEY in (body.get("metadata") or {}) and self.state.settings.environment != "sandbox":
+        if (
+            SANDBOX_SCENARIO_KEY in (body.get("metadata") or {})
+            and self.state.settings.environment != "sandbox"
+        ):
             raise ApiError(
                 "SANDBOX_SCENARIO_NOT_ALLOWED",
                 "metadata.sandbox_scenario is a sandbox test value and is refused in production.",
@@ -116,11 +144,20 @@ class ReferralService:
                 )
                 session.add(referral)
                 session.flush()
-                session.add(ReferralStatusHistory(referral_id=referral.id, partner_id=partner.id,
-                                                  status=referral.status, at=now))
-                session.add(Payment(referral_id=referral.id, partner_id=partner.id,
-                                    status=self.state.lifecycles.payment.initial, amount_cents=None,
-                                    currency=product.currency))
+                session.add(
+                    ReferralStatusHistory(
+                        referral_id=referral.id, partner_id=partner.id, status=referral.status, at=now
+                    )
+                )
+                session.add(
+                    Payment(
+                        referral_id=referral.id,
+                        partner_id=partner.id,
+                        status=self.state.lifecycles.payment.initial,
+                        amount_cents=None,
+                        currency=product.currency,
+                    )
+                )
                 session.add(Fulfillment(referral_id=referral.id))
             return CreateResult(referral, replayed=False)
         except IntegrityError:
@@ -159,8 +196,9 @@ class ReferralService:
                     if referral is None or referral.status != "created" or referral.expires_at > now:
                         continue
                     at = referral.expires_at
-                    transition_referral(session, self.state.lifecycles, referral, "expired", at,
-                                        partner_tier=partner.tier)
+                    transition_referral(
+                        session, self.state.lifecycles, referral, "expired", at, partner_tier=partner.tier
+                    )
                     close_payment(session, self.state.lifecycles, referral, at, partner_tier=partner.tier)
                     count += 1
             except ConcurrentChange:
@@ -170,12 +208,17 @@ class ReferralService:
     # ------------------------------------------------------------------ reads
 
     def get(self, partner: AuthenticatedPartner, referral_id: str) -> Referral:
-        self.expire_due(partner, referral_id)
-        with self.state.db.session() as session:
-            referral = referrals_repo.get(session, partner.id, referral_id)
+        for _ in range(2):
+            with self.state.db.session() as session:
+                referral = referrals_repo.get(session, partner.id, referral_id)
             if referral is None:
                 raise referral_not_found(referral_id)
-            return referral
+            if referral.status != "created" or referral.expires_at > clock.partner_now(
+                partner.clock_offset_seconds
+            ):
+                return referral
+            self.expire_due(partner, referral_id)  # due on the partner's clock: expire, then read again
+        return referral
 
     def list(
         self, partner: AuthenticatedPartner, filters: ListFilters, limit: int, cursor: str | None
@@ -187,7 +230,9 @@ class ReferralService:
             rows = list(referrals_repo.page(session, partner.id, filters, limit, after))
         has_more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = self.cursors.encode(rows[-1].created_at, rows[-1].id, digest) if has_more and rows else None
+        next_cursor = (
+            self.cursors.encode(rows[-1].created_at, rows[-1].id, digest) if has_more and rows else None
+        )
         return rows, next_cursor
 
     # ------------------------------------------------------------------ summary
@@ -232,14 +277,24 @@ class ReferralService:
             raise ApiError(
                 "TRACKING_NOT_AVAILABLE",
                 f"Referral {referral_id} has no shipment to track yet.",
-                {"referral_id": referral_id, "fulfillment_status": fulfillment.status if fulfillment else None},
+                {
+                    "referral_id": referral_id,
+                    "fulfillment_status": fulfillment.status if fulfillment else None,
+                },
             )
         token = ids.tracking_token()
         now = clock.partner_now(partner.clock_offset_seconds)
         expires = now + TRACKING_LINK_TTL
         with self.state.db.session() as session:
-            session.add(TrackingToken(token_hash=sha256_hex(token), referral_id=referral.id, partner_id=partner.id,
-                                      created_at=now, expires_at=expires))
+            session.add(
+                TrackingToken(
+                    token_hash=sha256_hex(token),
+                    referral_id=referral.id,
+                    partner_id=partner.id,
+                    created_at=now,
+                    expires_at=expires,
+                )
+            )
         return {
             "referral_id": referral.id,
             "tracking_url": f"{self.base_url}/track/{token}",
@@ -248,7 +303,9 @@ class ReferralService:
 
     # ------------------------------------------------------------------ cancel
 
-    def cancel(self, partner: AuthenticatedPartner, referral_id: str, reason: str | None) -> tuple[Referral, bool]:
+    def cancel(
+        self, partner: AuthenticatedPartner, referral_id: str, reason: str | None
+    ) -> tuple[Referral, bool]:
         """Cancel before approval; repeating it on a cancelled referral replays the first answer."""
         self.expire_due(partner, referral_id)
         for _attempt in range(3):
@@ -275,15 +332,23 @@ class ReferralService:
                         )
                     now = clock.partner_now(partner.clock_offset_seconds)
                     transition_referral(
-                        session, self.state.lifecycles, referral, "cancelled", now, partner_tier=partner.tier,
+                        session,
+                        self.state.lifecycles,
+                        referral,
+                        "cancelled",
+                        now,
+                        partner_tier=partner.tier,
                         values={"cancelled_at": now, "cancelled_by": "partner", "cancel_reason": reason},
                     )
                     close_payment(session, self.state.lifecycles, referral, now, partner_tier=partner.tier)
                     return referral, False
             except ConcurrentChange:
                 continue
-        raise ApiError("SERVICE_UNAVAILABLE", "The referral is changing concurrently; retry shortly.",
-                       headers={"Retry-After": "1"})
+        raise ApiError(
+            "SERVICE_UNAVAILABLE",
+            "The referral is changing concurrently; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
 
 
 def period_window(period: str, day: date, now: datetime) -> tuple[datetime | None, datetime, datetime]:

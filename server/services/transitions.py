@@ -20,8 +20,9 @@ class ConcurrentChange(Exception):
     """Someone else changed the object first; the caller re-reads and decides again."""
 
 
-def referral_event_extra(referral: Referral, to_status: str, payment: Payment | None,
-                         fulfillment: Fulfillment | None) -> dict[str, Any]:
+def referral_event_extra(
+    referral: Referral, to_status: str, payment: Payment | None, fulfillment: Fulfillment | None
+) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if to_status == "denied":
         extra["denial_category"] = referral.denial_category or "not_a_candidate"
@@ -58,7 +59,7 @@ def transition_referral(
     if mirrors_fulfillment:
         current = fulfillment.status if fulfillment else None
         if current is None:
-            if to_status != fl.initial:
+            if to_status not in fl.initials:
                 raise IllegalTransition(fl.name, None, to_status)
         else:
             fl.transition(current, to_status)
@@ -80,11 +81,17 @@ def transition_referral(
             fulfillment.shipped_at = at
         if to_status == "delivered" and fulfillment.delivered_at is None:
             fulfillment.delivered_at = at
-    session.add(ReferralStatusHistory(referral_id=referral.id, partner_id=referral.partner_id, status=to_status, at=at))
+    session.add(
+        ReferralStatusHistory(
+            referral_id=referral.id, partner_id=referral.partner_id, status=to_status, at=at
+        )
+    )
     if transition.event is None:
         return None
     extra = referral_event_extra(referral, to_status, referral.payment, fulfillment)
-    return write_referral_event(session, referral, transition.event, at, partner_tier=partner_tier, extra=extra)
+    return write_referral_event(
+        session, referral, transition.event, at, partner_tier=partner_tier, extra=extra
+    )
 
 
 def transition_payment(
@@ -110,11 +117,14 @@ def transition_payment(
     if transition.event is None:
         return None
     extra = {"amount_cents": payment.amount_cents or 0, "currency": payment.currency}
-    return write_referral_event(session, referral, transition.event, at, partner_tier=partner_tier, extra=extra)
+    return write_referral_event(
+        session, referral, transition.event, at, partner_tier=partner_tier, extra=extra
+    )
 
 
-def close_payment(session: Session, lifecycles: Lifecycles, referral: Referral, at: datetime, *,
-                  partner_tier: str) -> None:
+def close_payment(
+    session: Session, lifecycles: Lifecycles, referral: Referral, at: datetime, *, partner_tier: str
+) -> None:
     """When a referral ends before fulfillment: nothing will be taken (or what was paid is refunded)."""
     payment = referral.payment
     if payment is None:
@@ -122,8 +132,15 @@ def close_payment(session: Session, lifecycles: Lifecycles, referral: Referral, 
     if lifecycles.payment.is_legal(payment.status, "not_applicable"):
         transition_payment(session, lifecycles, referral, "not_applicable", at, partner_tier=partner_tier)
     elif lifecycles.payment.is_legal(payment.status, "refunded"):
-        transition_payment(session, lifecycles, referral, "refunded", at, partner_tier=partner_tier,
-                           values={"refunded_at": at})
+        transition_payment(
+            session,
+            lifecycles,
+            referral,
+            "refunded",
+            at,
+            partner_tier=partner_tier,
+            values={"refunded_at": at},
+        )
 
 
 def set_committed(obj: Any, key: str, value: Any) -> None:

@@ -11,7 +11,9 @@ def register_web_routes(app: Any, state: AppState) -> None:
     from server.web.routes import WebRoutes
 
     routes = WebRoutes(state)
-    app.add_url_rule("/enroll/{partner_slug}/{category}", "enroll_page", routes.enroll, methods=["GET", "POST"])
+    app.add_url_rule(
+        "/enroll/{partner_slug}/{category}", "enroll_page", routes.enroll, methods=["GET", "POST"]
+    )
     app.add_url_rule("/track/{token}", "track_page", routes.track, methods=["GET"])
     app.add_url_rule("/healthz", "healthz", routes.healthz, methods=["GET"])
     app.add_url_rule("/openapi.json", "openapi_json", routes.openapi_json, methods=["GET"])

@@ -60,14 +60,31 @@ class WebRoutes:
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "environment": self.state.settings.environment})
 
-    def _message(self, status: int, heading: str, message: str, *, kind: str = "error", code: str | None = None,
-                 partner: Partner | None = None, rows: list[tuple[str, str]] | None = None) -> HTMLResponse:
-        html = render("message.html", heading=heading, message=message, kind=kind, code=code, rows=rows or [],
-                      **_brand(partner))
+    def _message(
+        self,
+        status: int,
+        heading: str,
+        message: str,
+        *,
+        kind: str = "error",
+        code: str | None = None,
+        partner: Partner | None = None,
+        rows: list[tuple[str, str]] | None = None,
+    ) -> HTMLResponse:
+        html = render(
+            "message.html",
+            heading=heading,
+            message=message,
+            kind=kind,
+            code=code,
+            rows=rows or [],
+            **_brand(partner),
+        )
         return HTMLResponse(html, status_code=status, headers=NO_STORE)
 
-    def _form(self, view: EnrollmentView, request: Request, values: dict[str, str], errors: list[str],
-              status: int) -> HTMLResponse:
+    def _form(
+        self, view: EnrollmentView, request: Request, values: dict[str, str], errors: list[str], status: int
+    ) -> HTMLResponse:
         questions = questions_for(view.product.category)
         groups = [
             {"title": _GROUP_TITLES[c], "questions": [q for q in questions if q.category == c]}
@@ -93,10 +110,19 @@ class WebRoutes:
 
     def _error_page(self, exc: EnrollmentError, partner: Partner | None = None) -> HTMLResponse:
         code = "REFERRAL_EXPIRED" if exc.kind == "expired" else None
-        heading = {"expired": "Enrollment link expired", "closed": "Enrollment complete",
-                   "not_found": "Enrollment link not found"}.get(exc.kind, "Enrollment")
-        return self._message(_ERROR_STATUS.get(exc.kind, 400), heading, exc.message, code=code, partner=partner,
-                             kind="ok" if exc.kind == "closed" else "error")
+        heading = {
+            "expired": "Enrollment link expired",
+            "closed": "Enrollment complete",
+            "not_found": "Enrollment link not found",
+        }.get(exc.kind, "Enrollment")
+        return self._message(
+            _ERROR_STATUS.get(exc.kind, 400),
+            heading,
+            exc.message,
+            code=code,
+            partner=partner,
+            kind="ok" if exc.kind == "closed" else "error",
+        )
 
     async def enroll(self, request: Request) -> Response:
         slug = request.path_params["partner_slug"]
@@ -111,8 +137,12 @@ class WebRoutes:
         form = await request.form(max_files=0, max_fields=200)
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         if not self.enrollment.check_csrf(view.referral.id, values.get("csrf_token", "")):
-            return self._message(403, "Form expired", "This form could not be verified. Reload the page and try again.",
-                                 partner=view.partner)
+            return self._message(
+                403,
+                "Form expired",
+                "This form could not be verified. Reload the page and try again.",
+                partner=view.partner,
+            )
         sub, answers = self.enrollment.parse(view, values)
         if sub.errors:
             return self._form(view, request, sub.values, sub.errors, 400)
@@ -126,8 +156,12 @@ class WebRoutes:
         if view.product.requires_payment_at_enrollment:
             rows.append(("Paid", _money(view.product.price_cents, view.product.currency)))
         return self._message(
-            200, "Thank you!", "Your intake was submitted. A licensed physician will review it shortly.",
-            kind="ok", partner=view.partner, rows=rows,
+            200,
+            "Thank you!",
+            "Your intake was submitted. A licensed physician will review it shortly.",
+            kind="ok",
+            partner=view.partner,
+            rows=rows,
         )
 
     def _load_tracking(self, token: str) -> tuple[str, Any]:
@@ -149,7 +183,9 @@ class WebRoutes:
         if outcome == "not_found":
             return self._message(404, "Tracking link not found", "This tracking link is not valid.")
         if outcome == "expired":
-            return self._message(410, "Tracking link expired", "This tracking link has expired.", partner=data)
+            return self._message(
+                410, "Tracking link expired", "This tracking link has expired.", partner=data
+            )
         partner, referral = data
         f = referral.fulfillment if referral else None
         rows = [
@@ -158,8 +194,14 @@ class WebRoutes:
             ("Estimated delivery", f.estimated_delivery.isoformat() if f and f.estimated_delivery else "—"),
             ("Last update", clock.iso(f.updated_at) if f and f.updated_at else "—"),
         ]
-        return self._message(200, "Shipment tracking", "Your order's latest shipment status.", kind="ok",
-                             partner=partner, rows=rows)
+        return self._message(
+            200,
+            "Shipment tracking",
+            "Your order's latest shipment status.",
+            kind="ok",
+            partner=partner,
+            rows=rows,
+        )
 
 
 class _Defaulting(dict[str, str]):

@@ -42,8 +42,18 @@ FAULTS = {
     "event_id_per_attempt",  # every retry gets a new event_id
 }
 
-STATUSES = ["created", "enrolled", "pending_review", "approved", "denied", "cancelled", "expired",
-            "awaiting_shipment", "shipped", "delivered"]
+STATUSES = [
+    "created",
+    "enrolled",
+    "pending_review",
+    "approved",
+    "denied",
+    "cancelled",
+    "expired",
+    "awaiting_shipment",
+    "shipped",
+    "delivered",
+]
 TRANSITIONS = {
     "created": ["enrolled", "cancelled", "expired"],
     "enrolled": ["pending_review", "cancelled"],
@@ -122,7 +132,9 @@ class FakePartnerApi:
 
     def add_partner(self, tier: str = "referral", webhook_url: str | None = None) -> Partner:
         pid = "ptr_" + secrets.token_hex(4)
-        p = Partner(pid, "sk_test_" + secrets.token_hex(32), tier, "whsec_" + secrets.token_hex(16), webhook_url)
+        p = Partner(
+            pid, "sk_test_" + secrets.token_hex(32), tier, "whsec_" + secrets.token_hex(16), webhook_url
+        )
         self.partners[pid] = p
         return p
 
@@ -133,27 +145,45 @@ class FakePartnerApi:
     def _headers(self, partner: Partner | None, path: str) -> dict[str, str]:
         count = partner.window_count if partner else self.anon_count
         reset = int((partner.window_start if partner else time.time()) + 60)
-        h = {"X-RateLimit-Limit": str(self.rate_limit),
-             "X-RateLimit-Remaining": str(max(0, self.rate_limit - count)),
-             "X-RateLimit-Reset": str(reset), "X-Request-Id": str(uuid.uuid4())}
+        h = {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(max(0, self.rate_limit - count)),
+            "X-RateLimit-Reset": str(reset),
+            "X-Request-Id": str(uuid.uuid4()),
+        }
         if "missing_ratelimit_header" in self.faults and re.match(r"^/partner/referrals/ref_[^/]+$", path):
             del h["X-RateLimit-Remaining"]
         return h
 
-    def _json(self, status: int, body: Any, partner: Partner | None, path: str, extra: dict[str, str] | None = None) -> Response:
+    def _json(
+        self, status: int, body: Any, partner: Partner | None, path: str, extra: dict[str, str] | None = None
+    ) -> Response:
         h = self._headers(partner, path)
         h.update(extra or {})
         return JSONResponse(body, status_code=status, headers=h)
 
-    def _err(self, status: int, code: str, msg: str, partner: Partner | None, path: str,
-             details: dict[str, Any] | None = None, extra: dict[str, str] | None = None) -> Response:
-        return self._json(status, {"error": {"code": code, "message": msg, "details": details}}, partner, path, extra)
+    def _err(
+        self,
+        status: int,
+        code: str,
+        msg: str,
+        partner: Partner | None,
+        path: str,
+        details: dict[str, Any] | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> Response:
+        return self._json(
+            status, {"error": {"code": code, "message": msg, "details": details}}, partner, path, extra
+        )
 
     def _emit(self, partner: Partner, ref: dict[str, Any], status: str, at: float) -> None:
         payload = {
-            "event_id": "evt_" + secrets.token_hex(12), "event_type": f"referral.{status}",
-            "referral_id": ref["referral_id"], "partner_reference": ref["partner_reference"],
-            "data": {"status": status, "occurred_at": now_iso(at)}, "metadata": ref["metadata"],
+            "event_id": "evt_" + secrets.token_hex(12),
+            "event_type": f"referral.{status}",
+            "referral_id": ref["referral_id"],
+            "partner_reference": ref["partner_reference"],
+            "data": {"status": status, "occurred_at": now_iso(at)},
+            "metadata": ref["metadata"],
             "created_at": now_iso(at),
         }
         body = json.dumps(payload, separators=(",", ":")).encode()
@@ -172,7 +202,9 @@ class FakePartnerApi:
             with self.lock:
                 due = []
                 for ev in self.events:
-                    nxt = ev.next_due(self.faults) if ev.status not in ("delivered", "dead_lettered") else None
+                    nxt = (
+                        ev.next_due(self.faults) if ev.status not in ("delivered", "dead_lettered") else None
+                    )
                     if nxt is not None and ev.partner.webhook_url and ev.partner.now() >= nxt:
                         due.append(ev)
             for ev in due:
@@ -184,8 +216,11 @@ class FakePartnerApi:
                 sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
                 code: int | None
                 try:
-                    r = client.post(str(ev.partner.webhook_url), content=body, headers={
-                        "Content-Type": "application/json", "X-Stealth-Signature": sig})
+                    r = client.post(
+                        str(ev.partner.webhook_url),
+                        content=body,
+                        headers={"Content-Type": "application/json", "X-Stealth-Signature": sig},
+                    )
                     code = r.status_code
                 except httpx.HTTPError:
                     code = None
@@ -206,7 +241,9 @@ class FakePartnerApi:
             return
         request = Request(scope, receive)
         body = await request.body()
-        response = self.handle(request.method, request.url.path, dict(request.query_params), request.headers, body)
+        response = self.handle(
+            request.method, request.url.path, dict(request.query_params), request.headers, body
+        )
         await response(scope, receive, send)
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes) -> Response:
@@ -215,10 +252,12 @@ class FakePartnerApi:
 
     def _route(self, method: str, path: str) -> tuple[str | None, dict[str, str], list[str]]:
         routes = [
-            ("POST", r"/partner/referrals", "create"), ("GET", r"/partner/referrals", "list"),
+            ("POST", r"/partner/referrals", "create"),
+            ("GET", r"/partner/referrals", "list"),
             ("GET", r"/partner/referrals/(?P<rid>[^/]+)", "get"),
             ("POST", r"/partner/referrals/(?P<rid>[^/]+)/cancel", "cancel"),
-            ("GET", r"/partner/products", "products"), ("GET", r"/partner/patients", "patients"),
+            ("GET", r"/partner/products", "products"),
+            ("GET", r"/partner/patients", "patients"),
             ("GET", r"/partner/patients/(?P<pid>[^/]+)", "patient"),
             ("POST", r"/partner/sandbox/referrals/(?P<rid>[^/]+)/advance", "advance"),
             ("POST", r"/partner/sandbox/clock/advance", "clock"),
@@ -237,8 +276,14 @@ class FakePartnerApi:
         name, params, allowed = self._route(method, path)
         if name is None:
             if allowed:
-                return self._err(405, "METHOD_NOT_ALLOWED", "Method not allowed.", None, path,
-                                 extra={"Allow": ", ".join(sorted(set(allowed)))})
+                return self._err(
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    "Method not allowed.",
+                    None,
+                    path,
+                    extra={"Allow": ", ".join(sorted(set(allowed)))},
+                )
             return self._err(404, "NOT_FOUND", "No such path.", None, path)
         # Authentication.
         pid, key = headers.get("x-partner-id"), headers.get("x-api-key")
@@ -246,7 +291,9 @@ class FakePartnerApi:
         if not (name == "products" and "auth_skipped_on_products" in self.faults):
             if not pid or not key:
                 self.anon_count += 1
-                return self._err(401, "MISSING_CREDENTIALS", "X-Partner-ID and X-Api-Key are required.", None, path)
+                return self._err(
+                    401, "MISSING_CREDENTIALS", "X-Partner-ID and X-Api-Key are required.", None, path
+                )
             partner = self.partners.get(pid)
             if partner is None or not hmac.compare_digest(partner.api_key.encode(), key.encode()):
                 return self._err(401, "INVALID_CREDENTIALS", "Unknown partner or wrong key.", None, path)
@@ -256,8 +303,14 @@ class FakePartnerApi:
                 partner.window_start, partner.window_count = now, 0
             partner.window_count += 1
             if partner.window_count > self.rate_limit and "no_rate_limit" not in self.faults:
-                return self._err(429, "RATE_LIMIT_EXCEEDED", "Too many requests.", partner, path,
-                                 extra={"Retry-After": str(max(1, int(partner.window_start + 60 - now)))})
+                return self._err(
+                    429,
+                    "RATE_LIMIT_EXCEEDED",
+                    "Too many requests.",
+                    partner,
+                    path,
+                    extra={"Retry-After": str(max(1, int(partner.window_start + 60 - now)))},
+                )
         # Tier.
         if name in ("patients", "patient"):
             assert partner is not None
@@ -294,8 +347,17 @@ class FakePartnerApi:
 
     # ---- operations --------------------------------------------------------------------------------------------
     def _op_products(self, partner: Partner | None, path: str, *_: Any) -> Response:
-        return self._json(200, {"products": [{"category": "trt-cream", "display_name": "TRT Cream"},
-                                             {"category": "peptides", "display_name": "Peptides"}]}, partner, path)
+        return self._json(
+            200,
+            {
+                "products": [
+                    {"category": "trt-cream", "display_name": "TRT Cream"},
+                    {"category": "peptides", "display_name": "Peptides"},
+                ]
+            },
+            partner,
+            path,
+        )
 
     def _validate_create(self, data: Any) -> str | None:
         if not isinstance(data, dict):
@@ -309,7 +371,11 @@ class FakePartnerApi:
         if data.get("product_category") not in ("trt-cream", "peptides"):
             return "product_category is invalid"
         meta = data.get("metadata", {})
-        if not isinstance(meta, dict) or len(meta) > 20 or any(not isinstance(v, str) or len(v) > 500 for v in meta.values()):
+        if (
+            not isinstance(meta, dict)
+            or len(meta) > 20
+            or any(not isinstance(v, str) or len(v) > 500 for v in meta.values())
+        ):
             return "metadata is invalid"
         return None
 
@@ -321,18 +387,27 @@ class FakePartnerApi:
         if key in self.by_reference and "no_idempotency" not in self.faults:
             rid, original = self.by_reference[key]
             if original == data:
-                return self._json(200, self._view(partner, self.referrals[rid]), partner, path,
-                                  {"Idempotent-Replayed": "true"})
+                return self._json(
+                    200,
+                    self._view(partner, self.referrals[rid]),
+                    partner,
+                    path,
+                    {"Idempotent-Replayed": "true"},
+                )
             return self._err(409, "DUPLICATE_REFERENCE", "partner_reference already used.", partner, path)
         self.counter += 1
         now = partner.now()
         rid = "ref_" + secrets.token_hex(8)
         ref = {
-            "referral_id": rid, "partner_reference": data["partner_reference"],
-            "product_category": data["product_category"], "status": "created",
+            "referral_id": rid,
+            "partner_reference": data["partner_reference"],
+            "product_category": data["product_category"],
+            "status": "created",
             "status_history": [{"status": "created", "at": now_iso(now)}],
-            "enrollment_url": f"https://enroll.example.test/{rid}", "metadata": data.get("metadata", {}),
-            "created_at": now_iso(now), "expires_at": now_iso(now + 7 * 86400),
+            "enrollment_url": f"https://enroll.example.test/{rid}",
+            "metadata": data.get("metadata", {}),
+            "created_at": now_iso(now),
+            "expires_at": now_iso(now + 7 * 86400),
         }
         self.referrals[rid] = ref
         self.owner[rid] = partner.partner_id
@@ -363,8 +438,11 @@ class FakePartnerApi:
                 return self._err(400, "INVALID_BODY", "created_after must be a date-time.", partner, path)
         if "partner_reference" in query and len(query["partner_reference"]) > 128:
             return self._err(400, "INVALID_BODY", "partner_reference too long.", partner, path)
-        items = [r for rid, r in self.referrals.items() if self.owner[rid] == partner.partner_id
-                 and self.seq[rid] > after]
+        items = [
+            r
+            for rid, r in self.referrals.items()
+            if self.owner[rid] == partner.partner_id and self.seq[rid] > after
+        ]
         if created_after is not None:
             items = [r for r in items if datetime.fromisoformat(r["created_at"].replace("Z", "+00:00")) > ca]
         if "partner_reference" in query:
@@ -375,8 +453,15 @@ class FakePartnerApi:
         if more:
             last = self.seq[page[-1]["referral_id"]] - (1 if "pagination_repeats" in self.faults else 0)
             nxt = base64.urlsafe_b64encode(f"seq:{last}".encode()).decode()
-        return self._json(200, {"referrals": [self._view(partner, r) for r in page],
-                                "pagination": {"has_more": more, "next_cursor": nxt}}, partner, path)
+        return self._json(
+            200,
+            {
+                "referrals": [self._view(partner, r) for r in page],
+                "pagination": {"has_more": more, "next_cursor": nxt},
+            },
+            partner,
+            path,
+        )
 
     def _op_get(self, partner: Partner, path: str, params: dict[str, str], *_: Any) -> Response:
         if not REF_RE.match(params["rid"]):
@@ -389,8 +474,12 @@ class FakePartnerApi:
     def _op_cancel(self, partner: Partner, path: str, params: dict[str, str], _q: Any, data: Any) -> Response:
         if not REF_RE.match(params["rid"]):
             return self._err(400, "INVALID_BODY", "referral_id is malformed.", partner, path)
-        if data is not None and (not isinstance(data, dict) or set(data) - {"reason"}
-                                 or not isinstance(data.get("reason", ""), str) or len(data.get("reason", "")) > 500):
+        if data is not None and (
+            not isinstance(data, dict)
+            or set(data) - {"reason"}
+            or not isinstance(data.get("reason", ""), str)
+            or len(data.get("reason", "")) > 500
+        ):
             return self._err(400, "INVALID_BODY", "Invalid body.", partner, path)
         ref = self._own(partner, params["rid"])
         if ref is None or (self.owner[params["rid"]] != partner.partner_id):
@@ -399,11 +488,25 @@ class FakePartnerApi:
         if "cancel_after_approval" in self.faults:
             cancellable = ref["status"] != "cancelled"
         if not cancellable:
-            return self._err(409, "REFERRAL_NOT_CANCELLABLE", "Too late to cancel.", partner, path,
-                             {"referral_id": ref["referral_id"], "current_status": ref["status"]})
+            return self._err(
+                409,
+                "REFERRAL_NOT_CANCELLABLE",
+                "Too late to cancel.",
+                partner,
+                path,
+                {"referral_id": ref["referral_id"], "current_status": ref["status"]},
+            )
         self._move(partner, ref, "cancelled")
-        return self._json(200, {"referral_id": ref["referral_id"], "status": "cancelled",
-                                "cancelled_at": ref["status_history"][-1]["at"]}, partner, path)
+        return self._json(
+            200,
+            {
+                "referral_id": ref["referral_id"],
+                "status": "cancelled",
+                "cancelled_at": ref["status_history"][-1]["at"],
+            },
+            partner,
+            path,
+        )
 
     def _op_patients(self, partner: Partner, path: str, _p: Any, query: dict[str, str], _d: Any) -> Response:
         try:
@@ -414,17 +517,25 @@ class FakePartnerApi:
             return self._err(400, "INVALID_BODY", "limit must be 1..200.", partner, path)
         if "cursor" in query:
             return self._err(400, "INVALID_CURSOR", "Invalid cursor.", partner, path)
-        return self._json(200, {"patients": [], "pagination": {"has_more": False, "next_cursor": None}}, partner, path)
+        return self._json(
+            200, {"patients": [], "pagination": {"has_more": False, "next_cursor": None}}, partner, path
+        )
 
     def _op_patient(self, partner: Partner, path: str, params: dict[str, str], *_: Any) -> Response:
         if not PTN_RE.match(params["pid"]):
             return self._err(400, "INVALID_BODY", "patient_id is malformed.", partner, path)
         return self._err(404, "PATIENT_NOT_FOUND", "Patient not found.", partner, path)
 
-    def _op_advance(self, partner: Partner, path: str, params: dict[str, str], _q: Any, data: Any) -> Response:
+    def _op_advance(
+        self, partner: Partner, path: str, params: dict[str, str], _q: Any, data: Any
+    ) -> Response:
         if not REF_RE.match(params["rid"]):
             return self._err(400, "INVALID_BODY", "referral_id is malformed.", partner, path)
-        if not isinstance(data, dict) or set(data) != {"target_status"} or data["target_status"] not in STATUSES:
+        if (
+            not isinstance(data, dict)
+            or set(data) != {"target_status"}
+            or data["target_status"] not in STATUSES
+        ):
             return self._err(400, "INVALID_BODY", "target_status is required.", partner, path)
         ref = self.referrals.get(params["rid"])
         if ref is None or self.owner[params["rid"]] != partner.partner_id:
@@ -438,8 +549,13 @@ class FakePartnerApi:
 
     def _op_clock(self, partner: Partner, path: str, _p: Any, _q: Any, data: Any) -> Response:
         secs = data.get("seconds") if isinstance(data, dict) else None
-        if not isinstance(data, dict) or set(data) != {"seconds"} or not isinstance(secs, int) or isinstance(secs, bool) \
-                or not 1 <= secs <= 2592000:
+        if (
+            not isinstance(data, dict)
+            or set(data) != {"seconds"}
+            or not isinstance(secs, int)
+            or isinstance(secs, bool)
+            or not 1 <= secs <= 2592000
+        ):
             return self._err(400, "INVALID_BODY", "seconds is required (1..2592000).", partner, path)
         partner.clock_offset += secs
         return self._json(200, {"now": now_iso(partner.now())}, partner, path)
@@ -450,10 +566,17 @@ class FakePartnerApi:
         ev = next((e for e in self.events if e.event_id == params["eid"] and e.partner is partner), None)
         if ev is None:
             return self._err(404, "EVENT_NOT_FOUND", "Event not found.", partner, path)
-        return self._json(200, {"event_id": ev.event_id, "event_type": ev.payload["event_type"],
-                                "delivery_status": ev.status,
-                                "attempts": [{"at": now_iso(t), "status_code": c} for t, c in ev.attempts]},
-                          partner, path)
+        return self._json(
+            200,
+            {
+                "event_id": ev.event_id,
+                "event_type": ev.payload["event_type"],
+                "delivery_status": ev.status,
+                "attempts": [{"at": now_iso(t), "status_code": c} for t, c in ev.attempts],
+            },
+            partner,
+            path,
+        )
 
 
 def _path(src: str, dst: str) -> list[str] | None:
@@ -495,6 +618,3 @@ def serve(app: Any) -> Iterator[str]:
         thread.join(timeout=5)
         if isinstance(app, FakePartnerApi):
             app.stop()
-
-
-

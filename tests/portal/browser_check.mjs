@@ -92,40 +92,50 @@ async function checkDiagrams(page, spec, result) {
 }
 
 const browser = await chromium.launch({ executablePath: config.chromium, args: LAUNCH_ARGS, headless: true });
-const results = [];
-try {
-  for (const spec of config.pages) {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    const page = await context.newPage();
-    const result = { path: spec.path, kind: spec.kind, requests: [], foreign: [], consoleErrors: [], failed: [], errors: [] };
-    page.on("request", (r) => { result.requests.push(r.url()); if (!isLocal(r.url())) result.foreign.push(r.url()); });
-    page.on("requestfailed", (r) => result.failed.push(`${r.url()} ${r.failure()?.errorText}`));
-    page.on("response", (r) => { if (r.status() >= 400) result.failed.push(`${r.url()} HTTP ${r.status()}`); });
-    page.on("console", (m) => { if (m.type() === "error") result.consoleErrors.push(m.text()); });
-    page.on("pageerror", (e) => result.consoleErrors.push(`pageerror: ${e.message}`));
-    const started = Date.now();
-    try {
-      await page.goto(new URL(spec.path, config.baseUrl).href, { waitUntil: "load", timeout: 60000 });
-      await settle(page);
-      if (spec.kind === "reference") await checkReference(page, spec, result);
-      if ((spec.diagrams && spec.diagrams.length) || spec.sequence) await checkDiagrams(page, spec, result);
-      await settle(page, spec.kind === "reference" ? 1500 : 300); // catch late telemetry or font requests
-      result.title = await page.title();
-      if (config.screenshotDir) {
-        const name = spec.path.replace(/\.html$/, "").replace(/[\/]/g, "_") + ".png";
-        const file = path.join(config.screenshotDir, name);
-        await page.screenshot({ path: file, fullPage: spec.kind !== "reference" });
-        result.screenshot = file;
-      }
-    } catch (err) {
-      result.errors.push(String(err && err.stack || err));
+
+async function checkPage(spec) {
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const page = await context.newPage();
+  const result = { path: spec.path, kind: spec.kind, requests: [], foreign: [], consoleErrors: [], failed: [], errors: [] };
+  page.on("request", (r) => { result.requests.push(r.url()); if (!isLocal(r.url())) result.foreign.push(r.url()); });
+  page.on("requestfailed", (r) => result.failed.push(`${r.url()} ${r.failure()?.errorText}`));
+  page.on("response", (r) => { if (r.status() >= 400) result.failed.push(`${r.url()} HTTP ${r.status()}`); });
+  page.on("console", (m) => { if (m.type() === "error") result.consoleErrors.push(m.text()); });
+  page.on("pageerror", (e) => result.consoleErrors.push(`pageerror: ${e.message}`));
+  const started = Date.now();
+  try {
+    await page.goto(new URL(spec.path, config.baseUrl).href, { waitUntil: "load", timeout: 60000 });
+    await settle(page);
+    if (spec.kind === "reference") await checkReference(page, spec, result);
+    if ((spec.diagrams && spec.diagrams.length) || spec.sequence) await checkDiagrams(page, spec, result);
+    await settle(page, spec.kind === "reference" ? 1500 : 300); // catch late telemetry or font requests
+    result.title = await page.title();
+    if (config.screenshotDir) {
+      const name = spec.path.replace(/\.html$/, "").replace(/[\/]/g, "_") + ".png";
+      const file = path.join(config.screenshotDir, name);
+      await page.screenshot({ path: file, fullPage: spec.kind !== "reference" });
+      result.screenshot = file;
     }
-    result.ms = Date.now() - started;
-    result.requestCount = result.requests.length;
-    delete result.requests;
-    results.push(result);
-    await context.close();
+  } catch (err) {
+    result.errors.push(String(err && err.stack || err));
   }
+  result.ms = Date.now() - started;
+  result.requestCount = result.requests.length;
+  delete result.requests;
+  await context.close();
+  return result;
+}
+
+// Heaviest pages first, spread over a few tabs (the renderer is CPU-bound; more tabs than cores do not help).
+const queue = config.pages.map((spec, index) => ({ spec, index }))
+  .sort((a, b) => ((b.spec.operations || []).length + (b.spec.webhooks || []).length)
+                - ((a.spec.operations || []).length + (a.spec.webhooks || []).length));
+const results = new Array(config.pages.length);
+try {
+  const workers = Array.from({ length: Math.max(1, config.concurrency || 2) }, async () => {
+    for (let item = queue.shift(); item; item = queue.shift()) results[item.index] = await checkPage(item.spec);
+  });
+  await Promise.all(workers);
 } finally {
   await browser.close();
 }

@@ -7,6 +7,7 @@ xdist worker, dropped at the end). Redis rate-limiter tests run when STEALTH_TES
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 import warnings
@@ -37,24 +38,8 @@ SECRET_KEY = Fernet.generate_key().decode()
 CLIENT_IP = "127.0.0.1"
 
 
-def _fast_yaml() -> None:
-    """Test speed only: load spec YAML with libyaml (same result as yaml.safe_load, ~10x faster)."""
-    import yaml
-
-    import stealth_spec.bundle as bundle_module
-
-    if getattr(yaml, "__with_libyaml__", False):
-
-        def load_yaml(path: Path) -> Any:
-            with path.open(encoding="utf-8") as fh:
-                return yaml.load(fh, Loader=yaml.CSafeLoader)
-
-        bundle_module.load_yaml = load_yaml
-
-
 @pytest.fixture(scope="session")
 def spec_document() -> dict[str, Any]:
-    _fast_yaml()
     allow_missing = os.environ.get("STEALTH_SPEC_ALLOW_MISSING", "") == "1"
     return load_spec(DEFAULT_SPEC_DIR, allow_missing=allow_missing)
 
@@ -166,7 +151,9 @@ def make_sandbox(
 
 
 @pytest.fixture(scope="session")
-def _shared_sandbox(base_settings: Settings, database: Database, spec_document: dict[str, Any]) -> Iterator[Sandbox]:
+def _shared_sandbox(
+    base_settings: Settings, database: Database, spec_document: dict[str, Any]
+) -> Iterator[Sandbox]:
     yield from make_sandbox(base_settings, database, spec_document)
 
 
@@ -180,7 +167,9 @@ def sandbox(_shared_sandbox: Sandbox) -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def sandbox_factory(base_settings: Settings, database: Database, spec_document: dict[str, Any]) -> Iterator[Any]:
+def sandbox_factory(
+    base_settings: Settings, database: Database, spec_document: dict[str, Any]
+) -> Iterator[Any]:
     """Build extra apps on the same database with changed settings (production, low limits, Redis)."""
     stack: list[Iterator[Sandbox]] = []
 
@@ -191,10 +180,8 @@ def sandbox_factory(base_settings: Settings, database: Database, spec_document: 
 
     yield factory
     for gen in reversed(stack):
-        try:
+        with contextlib.suppress(StopIteration):
             next(gen)
-        except StopIteration:
-            pass
 
 
 @pytest.fixture
@@ -220,7 +207,9 @@ class SchemaCheck:
         import jsonschema_rs
 
         validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
-        return [f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in validator.iter_errors(instance)]
+        return [
+            f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in validator.iter_errors(instance)
+        ]
 
     def component(self, name: str, instance: Any) -> None:
         errs = self.errors(self.index.resolved_schema(name), instance)
@@ -259,7 +248,9 @@ def advance(sandbox: Sandbox, creds: Credentials, referral_id: str, *statuses: s
                     extra = {"amount_cents": 14900}
                 elif target == "paid":
                     extra = {"paid_at": now}
-                transition_payment(session, lifecycles, referral, target, now, partner_tier=creds.tier, values=extra)
+                transition_payment(
+                    session, lifecycles, referral, target, now, partner_tier=creds.tier, values=extra
+                )
                 continue
             if status == "shipped":
                 f = referral.fulfillment
@@ -269,8 +260,14 @@ def advance(sandbox: Sandbox, creds: Credentials, referral_id: str, *statuses: s
             if status == "delivery_exception":
                 assert referral.fulfillment is not None
                 referral.fulfillment.exception_type = "failed_attempt"
-            extra_values = {"denial_category": values.get("denial_category", "not_a_candidate")} if status == "denied" else None
-            transition_referral(session, lifecycles, referral, status, now, partner_tier=creds.tier, values=extra_values)
+            extra_values = (
+                {"denial_category": values.get("denial_category", "not_a_candidate")}
+                if status == "denied"
+                else None
+            )
+            transition_referral(
+                session, lifecycles, referral, status, now, partner_tier=creds.tier, values=extra_values
+            )
 
 
 def events_of(sandbox: Sandbox, referral_id: str) -> list[Any]:
@@ -279,7 +276,9 @@ def events_of(sandbox: Sandbox, referral_id: str) -> list[Any]:
     from server.db.models import Event
 
     with sandbox.state.db.session() as session:
-        rows = session.scalars(select(Event).where(Event.referral_id == referral_id).order_by(Event.seq)).all()
+        rows = session.scalars(
+            select(Event).where(Event.referral_id == referral_id).order_by(Event.seq)
+        ).all()
         session.expunge_all()
         return list(rows)
 

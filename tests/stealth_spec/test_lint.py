@@ -192,6 +192,11 @@ CASES: list[tuple[str, str, Callable[[Files], None]]] = [
     ("schema-docs", "component schema without description", _del(WIDGET, "description")),
     (
         "inline-model",
+        "$ref narrowed by a const sibling",
+        _set(WIDGET, "properties", "status", "const", value="created"),
+    ),
+    (
+        "inline-model",
         "inline enum",
         _set(
             WIDGET,

@@ -1,0 +1,1 @@
+"""Partner-side tools shipped with the sandbox: `stealth listen` and `stealth trigger` (like Stripe's CLI)."""

@@ -8,8 +8,10 @@ MAKEFLAGS += --no-builtin-rules
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
-STAMP   := $(VENV)/.installed-stamp
-NODE_STAMP := node_modules/.installed-stamp
+# The install stamp is keyed to the content of pyproject.toml: a changed pin reinstalls, a touched file does not.
+STAMP   := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+# npm ci writes this hidden lockfile; it is older than package-lock.json exactly when node_modules is stale.
+NODE_STAMP := node_modules/.package-lock.json
 REDOCLY := node_modules/.bin/redocly
 # Redocly CLI must not phone home: no telemetry, no update check, no announcements.
 REDOCLY_ENV := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_NOTIFICATIONS=true REDOCLY_SUPPRESS_UPDATE_NOTICE=true NO_UPDATE_NOTIFIER=1
@@ -33,10 +35,10 @@ help: ## Show this help
 
 # --- install -------------------------------------------------------------------------------------------
 
-$(STAMP): pyproject.toml
+$(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

@@ -263,7 +263,12 @@ def run_fuzz(ctx: Context, out_dir: Path, settings: FuzzSettings) -> dict[str, C
             else:
                 results[cid].skip(f"schemathesis {reason}")
         return results
-    ctx.client.exchanges.extend(_har_exchanges(out_dir / "schemathesis.har", ctx.primary.label))
+    har = _har_exchanges(out_dir / "schemathesis.har", ctx.primary.label)
+    for ex in har:
+        op = ctx.spec.find_operation(ex.method, ex.path)
+        if op is not None:
+            ex.operation_id, ex.operation_key = op.operation_id, op.key
+    ctx.client.exchanges.extend(har)
     junit = _junit_failures(out_dir / "schemathesis-junit.xml")
     failures = {f.get("code"): f for f in report.get("failures") or []}
     generated = (report.get("test_cases") or {}).get("generated", 0)

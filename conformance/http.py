@@ -45,6 +45,7 @@ class Exchange:
     credential: str = ""
     at: float = field(default_factory=time.time)
     operation_id: str | None = None
+    operation_key: str | None = None  # "METHOD /path/{template}" of the matched operation
 
     @property
     def json(self) -> Any:
@@ -77,6 +78,7 @@ class Exchange:
             "source": self.source,
             "credential": self.credential,
             "operation_id": self.operation_id,
+            "operation": self.operation_key,
         }
 
 
@@ -142,7 +144,14 @@ class ApiClient:
         op = self.spec.find_operation(method, path)
         h: dict[str, str] = {}
         if creds is not None:
-            need_tier = op.needs_access_tier_header if (access_tier is None and op) else bool(access_tier)
+            if access_tier is None and op is not None:
+                # X-Access-Tier: clinical goes with clinical operations; a prescriber key calling an operation
+                # shared by the clinical and prescriber tiers does not send it.
+                need_tier = op.needs_access_tier_header and (
+                    creds.tier == "clinical" or "prescriber" not in op.tiers
+                )
+            else:
+                need_tier = bool(access_tier)
             h.update(creds.headers(access_tier=need_tier))
         h.update(headers or {})
         content: bytes | None = raw_body
@@ -162,6 +171,7 @@ class ApiClient:
             source=source or self.source,
             credential=creds.label if creds else "none",
             operation_id=op.operation_id if op else None,
+            operation_key=op.key if op else None,
         )
         try:
             resp = self._client.request(

@@ -30,6 +30,15 @@ class Redactor:
         self.names = names
         self.secrets = {s for s in secrets if s and len(s) >= 6}
         self.values: set[str] = set()
+        # Constants of the contract (enum values, error codes) are never PHI, even in a PHI-named field.
+        self.constants: set[str] = set()
+        if spec is not None:
+            for node in _nodes(spec.full):
+                for v in node.get("enum") or []:
+                    if isinstance(v, str):
+                        self.constants.add(v)
+                if isinstance(node.get("const"), str):
+                    self.constants.add(node["const"])
         alt = "|".join(sorted((re.escape(n) for n in names), key=len, reverse=True))
         value = r'(?:"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|-?[\d.]+|true|false|null|True|False|None|\{[^{}]*\}|\[[^\[\]]*\])'
         self._kv = re.compile(rf'(["\'])({alt})\1(\s*:\s*){value}')
@@ -50,7 +59,7 @@ class Redactor:
 
     def _learn_leaf(self, v: Any) -> None:
         if isinstance(v, str):
-            if len(v) >= 4:
+            if len(v) >= 4 and v not in self.constants:
                 self.values.add(v)
         elif isinstance(v, dict | list):
             for x in v.values() if isinstance(v, dict) else v:
@@ -153,3 +162,13 @@ class Redactor:
                     else:
                         content["text"] = self.text(content.get("text"))
         return har
+
+
+def _nodes(node: Any) -> Iterable[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from _nodes(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _nodes(v)

@@ -43,27 +43,45 @@ def checks_for(req: dict[str, Any]) -> list[str]:
     return ids
 
 
-def _scoped(req: dict[str, Any], res: CheckResult, operations_in_run: set[str] | None) -> tuple[Status, str]:
+def _scoped(
+    req: dict[str, Any],
+    res: CheckResult,
+    operations_in_run: set[str] | None,
+    touched: dict[str, set[str]] | None,
+) -> tuple[Status, str]:
     """The status of one check as far as this requirement is concerned.
 
-    A requirement with ``operations`` counts a schemathesis failure only when it happened on one of them, and is
-    omitted by schemathesis when none of its operations is in the tier's bundle.
+    A requirement with ``operations`` is about those operations only: a check that did not exercise any of them
+    (schemathesis: none is in the tier's bundle) is omitted for it, and a failing check counts against it only
+    when a failure happened on one of them (schemathesis failures by the operations they were found on, our own
+    by the operation of their evidence; a failure without evidence always counts).
     """
     ops = set(req.get("operations") or [])
-    if not ops or not res.check_id.startswith("fuzz."):
+    if not ops:
         return res.status, res.reason()
-    if operations_in_run is not None and not ops & operations_in_run:
-        return Status.OMIT, f"{', '.join(sorted(ops))} not in this tier's bundle"
+    fuzz = res.check_id.startswith("fuzz.")
+    exercised = operations_in_run if fuzz else (touched or {}).get(res.check_id)
+    if exercised is not None and not ops & exercised and res.status in (Status.PASS, Status.FAIL):
+        return Status.OMIT, f"{res.check_id} did not exercise {', '.join(sorted(ops))} in this run"
     if res.status is Status.FAIL:
-        hits = [f for f in res.failures if ops & set((f.data or {}).get("operations") or [])]
-        if hits:
-            return Status.FAIL, hits[0].message
+        for f in res.failures:
+            if fuzz:
+                where = set((f.data or {}).get("operations") or [])
+            else:
+                where = {e.operation_key for e in f.exchanges if e.operation_key}
+                if not where:
+                    return Status.FAIL, f.message
+            if ops & where:
+                return Status.FAIL, f.message
         return Status.PASS, f"no {res.check_id} failure on {', '.join(sorted(ops))}"
     return res.status, res.reason()
 
 
 def verdicts(
-    catalog: list[dict[str, Any]], results: dict[str, CheckResult], operations_in_run: set[str] | None = None
+    catalog: list[dict[str, Any]],
+    results: dict[str, CheckResult],
+    operations_in_run: set[str] | None = None,
+    touched: dict[str, set[str]] | None = None,
 ) -> list[RequirementVerdict]:
     out = []
     for req in catalog:
@@ -72,7 +90,7 @@ def verdicts(
             out.append(RequirementVerdict(req, "manual", [], [str(req.get("manual", "manual"))]))
             continue
         ran = [
-            (r.check_id, *_scoped(req, r, operations_in_run))
+            (r.check_id, *_scoped(req, r, operations_in_run, touched))
             for r in (results[i] for i in ids if i in results)
         ]
         statuses = [st for _cid, st, _why in ran]
@@ -119,10 +137,14 @@ def _finding_dict(f: Any, red: Redactor) -> dict[str, Any]:
 
 
 def build_json(
-    run: dict[str, Any], catalog: list[dict[str, Any]], results: dict[str, CheckResult], red: Redactor
+    run: dict[str, Any],
+    catalog: list[dict[str, Any]],
+    results: dict[str, CheckResult],
+    red: Redactor,
+    touched: dict[str, set[str]] | None = None,
 ) -> dict[str, Any]:
     ops = run.get("operations")
-    vs = verdicts(catalog, results, set(ops) if ops is not None else None)
+    vs = verdicts(catalog, results, set(ops) if ops is not None else None, touched)
     auto, total = coverage(catalog)
     counts: dict[str, int] = {}
     for v in vs:

@@ -207,6 +207,21 @@ def run(
             receiver.stop()
 
 
+def touched_operations(ctx: Context, results: dict[str, CheckResult]) -> dict[str, set[str]]:
+    """The operations each check exercised (observers judge every exchange of the run)."""
+    touched: dict[str, set[str]] = {cid: set() for cid in results}
+    everything = {e.operation_key for e in ctx.client.exchanges if e.operation_key}
+    for ex in ctx.client.exchanges:
+        if ex.source.startswith("check:") and ex.operation_key:
+            touched.setdefault(ex.source[len("check:") :], set()).add(ex.operation_key)
+    registry = load_all()
+    for cid in results:
+        chk = registry.get(cid)
+        if chk is not None and chk.phase == "observe":
+            touched[cid] = set(everything)
+    return touched
+
+
 def _finish(
     ctx: Context,
     cfg: RunConfig,
@@ -221,7 +236,8 @@ def _finish(
     red = Redactor(ctx.spec, secrets)
     for ex in ctx.client.exchanges:
         red.learn_text(ex.response_text)
-        red.learn_text(ex.request_body)
+        if ex.source != "schemathesis":  # generated data is not a person's; its keys are still masked
+            red.learn_text(ex.request_body)
     if ctx.receiver is not None:
         for d in ctx.receiver.deliveries():
             red.learn(d.json)
@@ -242,7 +258,7 @@ def _finish(
         "webhook_deliveries": len(ctx.receiver.deliveries()) if ctx.receiver else None,
         "operations": sorted(op.key for op in ctx.spec.operations),
     }
-    data = report.build_json(run_info, catalog, results, red)
+    data = report.build_json(run_info, catalog, results, red, touched_operations(ctx, results))
     if config_error:
         data["summary"]["exit_code"] = report.EXIT_CONFIG
     report.redact_files(report_dir, red)

@@ -51,16 +51,36 @@ def cmd_partner_create(args: argparse.Namespace, settings: Settings) -> int:
     from server.services.partners import create_partner
 
     state = _Store(settings)
-    creds = create_partner(
-        state.db,
-        state.box,
-        tier=args.tier,
-        environment=settings.environment,
-        name=args.name,
-        webhook_url=args.webhook_url,
-    )
+    try:
+        creds = create_partner(
+            state.db,
+            state.box,
+            tier=args.tier,
+            environment=settings.environment,
+            name=args.name,
+            webhook_url=args.webhook_url,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = creds.as_dict()
     out.pop("name")
+    _print(out, args.json)
+    return 0
+
+
+def cmd_partner_set_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    from server.services.partners import set_webhook_url
+
+    state = _Store(settings)
+    try:
+        out = set_webhook_url(state.db, args.partner_id, None if args.clear else args.webhook_url)
+    except LookupError:
+        print(f"error: no partner {args.partner_id}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     _print(out, args.json)
     return 0
 
@@ -205,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("partner_id")
     rotate.add_argument("--json", action="store_true")
     rotate.set_defaults(func=cmd_partner_rotate)
+    setwh = psub.add_parser("set-webhook", help="change where a partner's webhooks are delivered")
+    setwh.add_argument("partner_id")
+    target = setwh.add_mutually_exclusive_group(required=True)
+    target.add_argument("webhook_url", nargs="?")
+    target.add_argument("--clear", action="store_true", help="stop delivering (attempts record no_endpoint)")
+    setwh.add_argument("--json", action="store_true")
+    setwh.set_defaults(func=cmd_partner_set_webhook)
     plist = psub.add_parser("list", help="list partners")
     plist.add_argument("--json", action="store_true")
     plist.set_defaults(func=cmd_partner_list)
@@ -213,12 +240,39 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=cmd_serve)
+
+    from server.tooling.cli import register as register_partner_tooling
+
+    register_partner_tooling(sub)  # stealth listen, stealth trigger, stealth worker
+
+    for name, (_module, _func, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+# Commands with parsers of their own: `stealth <name> ...` hands the rest of the line to them.
+DELEGATED: dict[str, tuple[str, str, str]] = {
+    "conformance": (
+        "conformance.cli",
+        "main",
+        "check a deployment (sandbox or production) against the spec and the seeds' rules",
+    ),
+}
+
+
+def run_delegated(name: str, argv: list[str]) -> int:
+    import importlib
+
+    module, func, _help = DELEGATED[name]
+    return int(getattr(importlib.import_module(module), func)(argv))
 
 
 def main(argv: list[str] | None = None) -> int:
     # connexion imports starlette.testclient, which warns about httpx; irrelevant to a server.
     warnings.filterwarnings("ignore", message=".*httpx2.*")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        return run_delegated(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()

@@ -8,8 +8,13 @@ from datetime import UTC, datetime, timedelta
 _real_now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
 
 
+def to_millis(dt: datetime) -> datetime:
+    """Drop sub-millisecond precision: the API shows milliseconds, so stored times must not carry more."""
+    return dt.replace(microsecond=dt.microsecond - dt.microsecond % 1000)
+
+
 def real_now() -> datetime:
-    return _real_now()
+    return to_millis(_real_now())
 
 
 def set_real_clock(fn: Callable[[], datetime]) -> None:
@@ -19,7 +24,7 @@ def set_real_clock(fn: Callable[[], datetime]) -> None:
 
 
 def partner_now(offset_seconds: float) -> datetime:
-    return real_now() + timedelta(seconds=offset_seconds)
+    return to_millis(real_now() + timedelta(seconds=offset_seconds))
 
 
 def iso(dt: datetime | None) -> str | None:

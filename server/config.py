@@ -11,6 +11,7 @@ Environment = Literal["sandbox", "production"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC_DIR = REPO_ROOT / "spec" / "partner-api"
+DEFAULT_PORTAL_DIR = REPO_ROOT / "build" / "portal"
 
 
 class ConfigError(Exception):
@@ -59,6 +60,7 @@ class Settings:
     allow_missing_spec: bool = False
     public_base_url: str | None = None
     redis_prefix: str = "stealth:rl:"
+    portal_dir: Path = field(default=DEFAULT_PORTAL_DIR)
 
     @property
     def base_url(self) -> str:
@@ -102,4 +104,5 @@ class Settings:
             spec_dir=Path(env.get("STEALTH_SPEC_DIR") or DEFAULT_SPEC_DIR),
             allow_missing_spec=_bool(env.get("STEALTH_SPEC_ALLOW_MISSING"), False),
             public_base_url=env.get("STEALTH_PUBLIC_BASE_URL") or None,
+            portal_dir=Path(env.get("STEALTH_PORTAL_DIR") or DEFAULT_PORTAL_DIR),
         )

@@ -202,6 +202,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_EMPTY_BODY = object()  # no body at all, as distinct from the JSON literal null
+
+
 class JSONBodyValidator2020(JSONRequestBodyValidator):
     """JSON request bodies: strict UTF-8 JSON, then 2020-12 with ``x-error-code`` mapping."""
 
@@ -217,7 +220,7 @@ class JSONBodyValidator2020(JSONRequestBodyValidator):
                 {"errors": [{"path": "/", "message": "body is not valid UTF-8"}]},
             ) from None
         if not text.strip():
-            return None
+            return _EMPTY_BODY
         try:
             return json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
@@ -230,7 +233,8 @@ class JSONBodyValidator2020(JSONRequestBodyValidator):
             ) from None
 
     def _validate(self, body: Any) -> dict[str, Any] | None:
-        if body is None:
+        # A JSON `null` body is validated like any other value (it is not "no body").
+        if body is _EMPTY_BODY:
             if self._nullable or not self._required:
                 return None
             raise RequestValidationError(

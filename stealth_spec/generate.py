@@ -89,30 +89,35 @@ def generate_into(target: Path, repo: Path = REPO) -> list[Path]:
     return written
 
 
+def compare(committed_root: Path, fresh_root: Path) -> list[str]:
+    """Differences between the generated files under ``committed_root`` and those under ``fresh_root``."""
+    problems: list[str] = []
+    fresh_files = sorted(p for p in fresh_root.rglob("*") if p.is_file() and p.name != "ruff.toml")
+    for fresh in fresh_files:
+        rel = fresh.relative_to(fresh_root)
+        committed = committed_root / rel
+        if not committed.is_file():
+            problems.append(f"{rel}: missing; run `make generate`")
+            continue
+        old = committed.read_text(encoding="utf-8")
+        new = fresh.read_text(encoding="utf-8")
+        if old != new:
+            diff = difflib.unified_diff(
+                old.splitlines(True), new.splitlines(True), f"committed/{rel}", f"fresh/{rel}", n=1
+            )
+            problems.append(f"{rel}: differs from what the spec generates:\n" + "".join(list(diff)[:60]))
+    for pkg in sorted({f.relative_to(fresh_root).parent for f in fresh_files}):
+        for extra in sorted((committed_root / pkg).glob("*.py")):
+            if not (fresh_root / pkg / extra.name).exists():
+                problems.append(f"{pkg / extra.name}: not generated from the spec; remove it")
+    return problems
+
+
 def drift(committed_root: Path, repo: Path = REPO) -> list[str]:
     """Differences between the models under ``committed_root`` and a fresh generation (empty: no drift)."""
-    problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="stealth-drift-") as tmp:
-        fresh_root = Path(tmp)
-        for fresh in generate_into(fresh_root, repo):
-            rel = fresh.relative_to(fresh_root)
-            committed = committed_root / rel
-            if not committed.is_file():
-                problems.append(f"{rel}: missing; run `make generate`")
-                continue
-            old = committed.read_text(encoding="utf-8")
-            new = fresh.read_text(encoding="utf-8")
-            if old != new:
-                diff = difflib.unified_diff(
-                    old.splitlines(True), new.splitlines(True), f"committed/{rel}", f"fresh/{rel}", n=1
-                )
-                problems.append(f"{rel}: differs from what the spec generates:\n" + "".join(list(diff)[:60]))
-        package_dirs = {f.relative_to(fresh_root).parent for f in fresh_root.rglob("*.py")}
-        for pkg in package_dirs:
-            for extra in sorted((committed_root / pkg).glob("*.py")):
-                if not (fresh_root / pkg / extra.name).exists():
-                    problems.append(f"{pkg / extra.name}: not generated from the spec; remove it")
-    return problems
+        generate_into(Path(tmp), repo)
+        return compare(committed_root, Path(tmp))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,14 +11,13 @@ PREFIXES = {
     "prescriber_id": "pres_",
     "appointment_id": "appt_",
     "event_id": "evt_",
-    "rx_id": "PRX-",
     "partner_id": "ptr_",
 }
 
 
 @check(
     "ids.prefixes",
-    "Every id in a response carries its glossary prefix (ref_, ptn_, pres_, appt_, evt_, PRX-, ptr_)",
+    "Every id in a response carries its glossary prefix (ref_, ptn_, pres_, appt_, evt_, ptr_)",
     ["GLO-ID-001"],
     phase="observe",
 )

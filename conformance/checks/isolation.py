@@ -59,6 +59,11 @@ def _ops_with_ids(
     return out
 
 
+def _expected_status(op: Operation, creds: Credentials) -> int:
+    """404 where partner B may call the operation (never reveal that A's object exists); 403 where its tier may not."""
+    return 404 if op.allowed_for(creds.tier) else 403
+
+
 def _prepare(ctx: Context, res: CheckResult) -> dict[str, set[str]]:
     if ctx.allow_writes and not any(c is ctx.primary for _, c in ctx.created.get("referrals", [])):
         create_referral(ctx, res, hint="bola")
@@ -96,11 +101,12 @@ def reads(ctx: Context, res: CheckResult) -> None:
         leaked = (
             [v for v in values.values() if v in ex.response_text] if ex.status and ex.status < 300 else []
         )
-        if ex.status == 404:
+        expected = _expected_status(op, ctx.second)
+        if ex.status == expected:
             res.ok()
         else:
             res.fail(
-                f"partner B read {op.key} with partner A's {values}: expected 404, got {describe(ex)}"
+                f"partner B read {op.key} with partner A's {values}: expected {expected}, got {describe(ex)}"
                 + (" and A's id is in the body" if leaked else ""),
                 ex,
             )
@@ -161,8 +167,8 @@ def actions(ctx: Context, res: CheckResult) -> None:
             body = advance_body(ctx, op, "enrolled") if op.path.endswith("/advance") else body
         ex = ctx.client.op_request(op, creds=ctx.second, path_values=values, json_body=body)
         res.expect(
-            ex.status == 404,
-            f"partner B called {op.key} on partner A's {values}: expected 404, got {describe(ex)}",
+            ex.status == _expected_status(op, ctx.second),
+            f"partner B called {op.key} on partner A's {values}: expected {_expected_status(op, ctx.second)}, got {describe(ex)}",
             ex,
         )
     after = get_referral(ctx, ctx.primary, obj["referral_id"])

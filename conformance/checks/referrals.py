@@ -10,7 +10,7 @@ from typing import Any
 from ..http import Credentials, Exchange
 from ..spec import Operation
 from . import CheckResult, Context, check
-from ._util import describe, error_code, item_id_key, page_through
+from ._util import describe, error_code, harvest_ids, item_id_key, page_through
 
 CREATE = ("POST", "/partner/referrals")
 GET = ("GET", "/partner/referrals/{referral_id}")
@@ -279,6 +279,16 @@ def _fresh_body(ctx: Context, op: Operation, key: str) -> dict[str, Any] | None:
     if not isinstance(body, dict):
         return None
     body[key] = ctx.fresh_reference("idem")
+    # Point the example's references (prescriber_id, referral_id, ...) at objects this run created, when it has
+    # some: the spec's example ids belong to nobody on a real deployment.
+    own: dict[str, set[str]] = {}
+    for objs in ctx.created.values():
+        for obj, creds in objs:
+            if creds is ctx.primary:
+                harvest_ids(obj, own)
+    for k in list(body):
+        if k.endswith("_id") and isinstance(body[k], str) and own.get(k):
+            body[k] = sorted(own[k])[0]
     return body
 
 
@@ -333,6 +343,8 @@ def create_replay(ctx: Context, res: CheckResult) -> None:
             f"{op.key} replay without Idempotent-Replayed: true",
             second,
         )
+        if (op.method, op.path) != CREATE and isinstance(first.json, dict):
+            ctx.created.setdefault(op.path, []).append((first.json, ctx.primary))
         if (op.method, op.path) == CREATE:
             ctx.created.setdefault("referrals", []).append((first.json, ctx.primary))
             lst = op_at(ctx, *LIST)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from ..receiver import Delivery, verify
 from ..spec import Operation
 from . import CheckResult, Context, check
 from ._util import describe
-from .referrals import create_referral
+from .referrals import create_referral, get_referral
 from .state import advance, advance_op, cancel
 
 EVENT_ID = re.compile(r"^evt_[0-9a-f]{24}$")
@@ -54,7 +53,9 @@ def delivery(ctx: Context, res: CheckResult) -> None:
     )
     if not got:
         res.fail(
-            f"no referral.cancelled webhook for {rid} within {ctx.webhook_wait_s:.0f}s of cancelling it", ex
+            f"no referral.cancelled webhook for {rid} within {ctx.webhook_wait_s:.0f}s of cancelling it "
+            f"(is the partner's webhook URL {ctx.receiver.public_url}?)",
+            ex,
         )
         return
     types = []
@@ -228,8 +229,16 @@ def metadata_echo(ctx: Context, res: CheckResult) -> None:
     if not ds:
         res.skip("no webhook about a referral created by this run was delivered")
         return
+    full: dict[str, dict[str, Any]] = {}
     for d in ds:
         p, obj = d.json, created[d.json["referral_id"]]
+        if "metadata" not in obj:
+            # The create response carries no metadata (DECISIONS R-001): read the referral itself.
+            rid = p["referral_id"]
+            if rid not in full:
+                got = get_referral(ctx, ctx.primary, rid)
+                full[rid] = got.json if isinstance(got.json, dict) else {}
+            obj = {**obj, "metadata": full[rid].get("metadata")}
         res.expect(
             p.get("partner_reference") == obj.get("partner_reference"),
             f"{p.get('event_type')}: partner_reference {p.get('partner_reference')!r}, "
@@ -423,4 +432,3 @@ def dead_letter(ctx: Context, res: CheckResult) -> None:
         f"event {eid} is not reported dead-lettered: {describe(ex)}",
         ex,
     )
-    _ = time

@@ -2996,9 +2996,9 @@ class SandboxClock(BaseModel):
     auto_advance_interval_seconds: Annotated[
         int,
         Field(
-            description="Sandbox seconds between two automatic lifecycle steps of a sandbox referral (seed 000 §11).",
+            description="Sandbox seconds between two automatic lifecycle steps of a sandbox referral (seed 000 §11); 0 when auto-advance is off and objects move only through the sandbox controls.",
             examples=[60],
-            ge=1,
+            ge=0,
         ),
     ]
     pending_jobs: Annotated[

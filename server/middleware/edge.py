@@ -116,10 +116,27 @@ class EdgeMiddleware:
                         send_wrapper, err.code, err.message, err.details, {"Connection": "close"}
                     )
                     return
+            scope = self._without_bodyless_content_type(scope)
             await self.app(scope, self._limited(receive, max_bytes), send_wrapper)
         finally:
             context.current.reset(token)
             self._log(scope, ctx, status["code"])
+
+    @staticmethod
+    def _without_bodyless_content_type(scope: Scope) -> Scope:
+        """A request without a body has nothing for Content-Type to describe: drop the header.
+
+        Otherwise a bodiless GET sent with e.g. ``multipart/form-data`` makes the framework try to parse
+        a form that is not there (found by conformance fuzzing).
+        """
+        raw = scope.get("headers") or []
+        names = {k.lower() for k, _ in raw}
+        if b"content-type" not in names or b"transfer-encoding" in names:
+            return scope
+        length = next((v for k, v in raw if k.lower() == b"content-length"), b"0").strip()
+        if length not in (b"", b"0"):
+            return scope
+        return {**scope, "headers": [(k, v) for k, v in raw if k.lower() != b"content-type"]}
 
     @staticmethod
     async def _buffer(scope: Scope, receive: Receive, max_bytes: int) -> tuple[Scope, Receive]:

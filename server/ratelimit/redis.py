@@ -36,7 +36,7 @@ return {allowed, count, string.format('%.0f', now), string.format('%.0f', oldest
 
 class RedisRateLimiter:
     def __init__(self, url: str, prefix: str = "stealth:rl:") -> None:
-        self._redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        self._redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         self._prefix = prefix
         self._script = self._redis.register_script(_SCRIPT)
 

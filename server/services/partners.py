@@ -15,9 +15,11 @@ from server.db.engine import Database
 from server.db.models import ApiKey, Partner, Product
 from server.repositories import partners as partners_repo
 from server.services.catalog import default_products
+from server.webhooks.url_safety import check_webhook_url
 
 TIERS = ("referral", "clinical", "prescriber")
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
+_COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{3,8}$")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ def create_partner(
 ) -> Credentials:
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {', '.join(TIERS)}")
+    for colour in (brand_primary_color, brand_accent_color):
+        if colour is not None and not _COLOUR_RE.match(colour):
+            raise ValueError(f"brand colours must be #rgb / #rrggbb hex values, got {colour!r}")
+    if webhook_url is not None:
+        check_webhook_url(webhook_url, environment)
     name = name or f"Demo {tier.capitalize()} Partner {secrets.token_hex(2)}"
     api_key = ids.api_key(environment)
     secret = ids.webhook_secret()
@@ -120,6 +127,18 @@ def rotate_key(db: Database, partner_id: str, overlap_seconds: float | None = No
             "api_key": api_key,
             "previous_key_expires_at": clock.iso(key.previous_key_expires_at),
         }
+
+
+def set_webhook_url(db: Database, partner_id: str, webhook_url: str | None) -> dict[str, Any]:
+    """Change (or, with None, remove) where a partner's webhooks go; the URL is checked for the environment."""
+    with db.session() as session:
+        partner = partners_repo.get(session, partner_id)
+        if partner is None:
+            raise LookupError(f"unknown partner {partner_id}")
+        if webhook_url is not None:
+            check_webhook_url(webhook_url, partner.environment)
+        partner.webhook_url = webhook_url
+        return {"partner_id": partner.id, "webhook_url": webhook_url}
 
 
 def webhook_secret(db: Database, box: SecretBox, partner_id: str) -> str:

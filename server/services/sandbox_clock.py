@@ -83,7 +83,7 @@ class SandboxClock:
             "real_now": clock.iso(real),
             "offset_seconds": int(offset),
             # the schema asks for >= 1; 0 (auto-advance off) is reported as 1 (see the report)
-            "auto_advance_interval_seconds": max(1, int(self.state.settings.auto_advance_seconds)),
+            "auto_advance_interval_seconds": max(0, int(self.state.settings.auto_advance_seconds)),
             "pending_jobs": len(jobs),
             "next_job_at": clock.iso(jobs[0].due) if jobs else None,
         }

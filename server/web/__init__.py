@@ -17,3 +17,10 @@ def register_web_routes(app: Any, state: AppState) -> None:
     app.add_url_rule("/track/{token}", "track_page", routes.track, methods=["GET"])
     app.add_url_rule("/healthz", "healthz", routes.healthz, methods=["GET"])
     app.add_url_rule("/openapi.json", "openapi_json", routes.openapi_json, methods=["GET"])
+
+    from server.web.docs import PortalFiles
+
+    docs = PortalFiles(state.settings.portal_dir)
+    app.add_url_rule("/docs", "docs_index", docs.index, methods=["GET"])
+    app.add_url_rule("/docs/", "docs_root", docs.serve, methods=["GET"])
+    app.add_url_rule("/docs/{path:path}", "docs_files", docs.serve, methods=["GET"])

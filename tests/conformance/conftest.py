@@ -42,9 +42,11 @@ def run_fake(mini_bundle: Path, tmp_path: Path) -> RunFn:
         allow_writes: bool = True,
         second: bool = True,
         primary_tier: str = "referral",
+        production: bool = False,
+        rate_limit: int = 1000,
         **cfg: Any,
     ) -> tuple[int, dict[str, Any], str]:
-        app = FakePartnerApi(faults or set(), rate_limit=1000)
+        app = FakePartnerApi(faults or set(), rate_limit=rate_limit, production=production)
         wport = free_port()
         a = app.add_partner(primary_tier, f"http://127.0.0.1:{wport}/webhooks" if webhooks else None)
         b = app.add_partner("referral")
@@ -67,8 +69,8 @@ def run_fake(mini_bundle: Path, tmp_path: Path) -> RunFn:
                 max_rps=400,
                 spec=str(mini_bundle),
                 fuzz=fuzz,
-                fuzz_max_examples=4,
                 only=only or [],
+                fuzz_max_examples=cfg.pop("fuzz_max_examples", 3),
                 **cfg,
             )
             code, data = run(config, out=out)

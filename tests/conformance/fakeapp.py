@@ -40,6 +40,7 @@ FAULTS = {
     "pagination_repeats",  # the cursor points one item back
     "no_rate_limit",  # never answers 429
     "event_id_per_attempt",  # every retry gets a new event_id
+    "sandbox_ops_in_production",  # production honours the sandbox-only controls
 }
 
 STATUSES = [
@@ -111,8 +112,11 @@ class Event:
 
 
 class FakePartnerApi:
-    def __init__(self, faults: set[str] | None = None, rate_limit: int = 300) -> None:
+    def __init__(
+        self, faults: set[str] | None = None, rate_limit: int = 300, production: bool = False
+    ) -> None:
         self.faults = set(faults or ())
+        self.production = production
         unknown = self.faults - FAULTS
         if unknown:
             raise ValueError(f"unknown faults {unknown}")
@@ -133,7 +137,11 @@ class FakePartnerApi:
     def add_partner(self, tier: str = "referral", webhook_url: str | None = None) -> Partner:
         pid = "ptr_" + secrets.token_hex(4)
         p = Partner(
-            pid, "sk_test_" + secrets.token_hex(32), tier, "whsec_" + secrets.token_hex(16), webhook_url
+            pid,
+            ("sk_live_" if self.production else "sk_test_") + secrets.token_hex(32),
+            tier,
+            "whsec_" + secrets.token_hex(16),
+            webhook_url,
         )
         self.partners[pid] = p
         return p
@@ -311,6 +319,12 @@ class FakePartnerApi:
                     path,
                     extra={"Retry-After": str(max(1, int(partner.window_start + 60 - now)))},
                 )
+        if (
+            name in ("advance", "clock")
+            and self.production
+            and "sandbox_ops_in_production" not in self.faults
+        ):
+            return self._err(403, "SANDBOX_ONLY_OPERATION", "Sandbox only.", partner, path)
         # Tier.
         if name in ("patients", "patient"):
             assert partner is not None
@@ -484,6 +498,11 @@ class FakePartnerApi:
         ref = self._own(partner, params["rid"])
         if ref is None or (self.owner[params["rid"]] != partner.partner_id):
             return self._not_found(partner, path)
+        if ref["status"] == "cancelled" and "cancel_after_approval" not in self.faults:
+            # DECISIONS R-005: a repeated cancel replays the first one.
+            at = next(h["at"] for h in reversed(ref["status_history"]) if h["status"] == "cancelled")
+            body = {"referral_id": ref["referral_id"], "status": "cancelled", "cancelled_at": at}
+            return self._json(200, body, partner, path, {"Idempotent-Replayed": "true"})
         cancellable = ref["status"] in ("created", "enrolled", "pending_review")
         if "cancel_after_approval" in self.faults:
             cancellable = ref["status"] != "cancelled"

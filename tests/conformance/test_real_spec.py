@@ -90,3 +90,12 @@ def test_phi_marks_and_referral_subset(full: dict[str, Any], spec: Spec) -> None
     sub = Spec(subset_for_tier(full, "referral"), full=full)
     assert all(op.allowed_for("referral") and not op.sandbox_only for op in sub.operations)
     assert sub.phi_names == spec.phi_names  # marks come from the full document
+
+
+def test_requirement_operations_exist(spec: Spec) -> None:
+    from conformance.report import load_catalog
+
+    keys = {op.key for op in spec.operations}
+    for req in load_catalog():
+        for op in req.get("operations") or []:
+            assert op in keys, f"{req['id']}: {op} is not an operation of the spec"

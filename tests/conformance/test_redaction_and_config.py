@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,11 @@ def test_redactor_masks_phi_json_text_and_secrets(mini_bundle: Path) -> None:
 
 def test_no_phi_or_secret_in_any_artifact(run_fake: RunFn, tmp_path: Path) -> None:
     code, data, out = run_fake(
-        {"phi_leak"}, fuzz=True, only=["referrals.create", "phi.*", "auth.invalid_credentials", "fuzz.*"]
+        {"phi_leak"},
+        fuzz=True,
+        only=["referrals.create", "phi.*", "auth.invalid_credentials", "fuzz.*"],
+        fuzz_phases=("examples", "coverage"),
+        fuzz_max_examples=2,
     )
     assert data["summary"]["exit_code"] == code == 1
     report_dir = tmp_path / "report"
@@ -54,6 +59,8 @@ def test_no_phi_or_secret_in_any_artifact(run_fake: RunFn, tmp_path: Path) -> No
         text = p.read_text(encoding="utf-8", errors="replace")
         assert "Leaky" not in text, p  # the leaked first_name value
         assert "ptn_leak0001" not in text, p
+        assert not re.search(r"sk_test_[0-9a-f]{64}", text), f"{p}: an API key"
+        assert not re.search(r"whsec_[0-9a-f]{32}", text), f"{p}: a webhook secret"
     assert "Leaky" not in out
     leak = next(c for c in data["checks"] if c["id"] == "phi.referral_responses")
     assert leak["status"] == "fail" and "first_name" in leak["reason"]
@@ -104,3 +111,12 @@ def test_cli_run_from_config_file(
     data = json.loads((tmp_path / "r" / "conformance.json").read_text())
     assert {c["id"]: c["status"] for c in data["checks"]}["auth.invalid_credentials"] == "pass"
     assert code == 0
+
+
+def test_example_config_loads() -> None:
+    env = {"STEALTH_PARTNER_ID": "ptr_x", "STEALTH_API_KEY": "sk_test_x", "STEALTH_WEBHOOK_SECRET": "whsec_x"}
+    cfg = load_config(Path(__file__).resolve().parents[2] / "conformance" / "config.example.yaml", env)
+    assert cfg["partner_id"] == "ptr_x" and cfg["base_url"] == "http://127.0.0.1:8080"
+    from conformance.runner import RunConfig
+
+    assert set(cfg) <= set(RunConfig.__dataclass_fields__)

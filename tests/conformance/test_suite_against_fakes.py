@@ -59,7 +59,7 @@ FAULT_CASES = [
 def test_each_injected_fault_fails_a_named_check(
     run_fake: RunFn, fault: str, only: list[str], check_id: str
 ) -> None:
-    code, data, out = run_fake({fault}, only=only)
+    code, data, out = run_fake({fault}, only=only, rate_limit=120 if fault == "no_rate_limit" else 1000)
     st = statuses(data)
     assert st[check_id] == "fail", out
     assert code == EXIT_FAIL
@@ -129,10 +129,35 @@ def test_configuration_problem_is_reported_first(mini_bundle, tmp_path) -> None:
 
 def test_clinical_run_checks_tier_enforcement_with_the_referral_partner(run_fake: RunFn) -> None:
     code, data, out = run_fake(
-        primary_tier="clinical", webhooks=False, only=["tier.*", "phi.*", "bola.reads", "auth.*"]
+        primary_tier="clinical", webhooks=False, only=["tier.*", "phi.*", "bola.*", "auth.*"]
     )
     st = statuses(data)
     assert st["tier.enforcement"] == "pass", out
     assert st["tier.access_tier_header"] == "pass", out
     assert st["phi.referral_responses"] == "pass", out
+    assert st["bola.reads"] == st["bola.actions"] == "pass", out
     assert code == EXIT_OK, out
+
+
+@pytest.mark.parametrize("fault", [None, "sandbox_ops_in_production"])
+def test_production_run_is_read_only_and_refuses_sandbox_controls(run_fake: RunFn, fault: str | None) -> None:
+    code, data, out = run_fake(
+        {fault} if fault else set(),
+        production=True,
+        allow_writes=False,
+        webhooks=False,
+        only=["auth.*", "sandbox.*", "referrals.*", "errors.not_found_codes", "ratelimit.*", "state.*"],
+    )
+    st = statuses(data)
+    assert data["run"]["environment"] == "production"
+    assert st["referrals.create"] == st["state.cancel_after_approval"] == "omit"
+    assert st["ratelimit.burst"] == "omit"  # opt-in outside the sandbox
+    assert not any(
+        e for e in data["checks"] if e["id"] == "sandbox.production_refuses" and "crashed" in e["reason"]
+    )
+    if fault is None:
+        assert st["sandbox.production_refuses"] == "pass", out
+        assert st["auth.environment_key"] == "pass", out
+        assert code == EXIT_OK, out
+    else:
+        assert st["sandbox.production_refuses"] == "fail", out

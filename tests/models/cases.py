@@ -66,10 +66,15 @@ def validator_for(api: str, name: str) -> Any:
 
 
 def _ref_name(schema: Any) -> str | None:
+    """``Name`` for a ``$ref`` to a component schema; ``A|B`` for an inline oneOf/anyOf of such refs."""
     if isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
         ref = schema["$ref"]
         if ref.startswith("#/components/schemas/"):
             return ref.rsplit("/", 1)[1]
+    if isinstance(schema, dict) and set(schema) & {"oneOf", "anyOf"}:
+        names = [_ref_name(b) for b in schema.get("oneOf") or schema.get("anyOf") or []]
+        if names and all(n and "|" not in n for n in names):
+            return "|".join(n for n in names if n)
     return None
 
 

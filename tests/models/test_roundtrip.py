@@ -48,6 +48,16 @@ def test_there_are_examples_and_invalid_payloads() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.id for e in EXAMPLES])
 def test_example_round_trips(example: Example) -> None:
+    if "|" in example.schema:  # an inline oneOf of components: the example round-trips through one branch
+        for name in example.schema.split("|"):
+            try:
+                model(example.api, name).model_validate(example.value)
+            except ValidationError:
+                continue
+            example = Example(example.api, name, example.where, example.value)
+            break
+        else:
+            pytest.fail(f"no branch of {example.schema} accepts the example")
     cls = validator_for(example.api, example.schema)
     assert cls is not None, f"no generated model stealth_models.{example.api}.{example.schema}"
     if is_enum(cls):

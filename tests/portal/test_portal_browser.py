@@ -1,5 +1,7 @@
 """The portal in a real browser: every page loads in headless Chromium with no console error and no request to
-any host but the local server; every operation of each reference page's bundle is rendered; every lifecycle
+any host but the local server; every operation and webhook of each reference page's bundle is listed by the
+renderer (and the last operation and first webhook, opened from its sidebar, show their operationId and event
+name in the rendered content); every lifecycle
 diagram renders as SVG with all its states. A screenshot of every page is kept under build/portal-screenshots/.
 
 Chromium is Debian's (/usr/bin/chromium), installed with apt-get when missing; the test is skipped, loudly,
@@ -144,6 +146,11 @@ def test_portal_in_a_real_browser(browser_results):
         problems["reference pages"] += [
             f"{r['path']}: webhook {m} missing" for m in r.get("missingWebhooks", [])
         ]
+        for spot in r.get("spotChecks") or []:
+            if not spot["ok"]:
+                problems["reference pages"].append(
+                    f"{r['path']}: {spot['label']} did not render {spot['expect']}"
+                )
         if not r.get("codeSamples"):
             problems["reference pages"].append(f"{r['path']}: no generated code sample visible")
         shot = Path(r.get("screenshot") or "/nonexistent")

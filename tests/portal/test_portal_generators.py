@@ -400,3 +400,17 @@ def test_build_writes_every_page_with_working_relative_links(docs, tmp_path):
                 continue
             target = (html_file.parent / ref.split("#")[0].split("?")[0]).resolve()
             assert target.exists(), f"{html_file.relative_to(out)}: broken link {ref}"
+
+
+def test_scalar_is_configured_to_stay_local():
+    cfg = portal_build.SCALAR_CONFIG
+    assert cfg["withDefaultFonts"] is False and cfg["telemetry"] is False
+    assert cfg["hideClientButton"] is True and cfg["hideTestRequestButton"] is True
+    assert cfg["agent"] == {"disabled": True} and cfg["mcp"] == {"disabled": True}
+    assert cfg["showDeveloperTools"] == "never"
+    assert not any(k in cfg for k in ("proxy", "proxyUrl", "pluginUrls", "url"))
+    a = portal_build.AUDIENCES[0]
+    html = portal_build.reference_page(a, MINI, {a.bundle: MINI}, {"scalar": "x"})
+    assert '<script src="../assets/vendor/scalar/standalone.js"></script>' in html
+    assert f'"url": "./{a.slug}.openapi.json"' in html
+    assert "--scalar-font: system-ui" in html.replace("\\n", "\n")

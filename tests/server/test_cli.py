@@ -79,3 +79,47 @@ def test_demo_partners_are_provisioned_once_and_kept_private(cli_env, sandbox):
     assert (
         first[0]["api_key"] in text and "curl" in text and "http://127.0.0.1:8080/partner/referrals" in text
     )
+
+
+def test_conformance_is_mounted_as_a_subcommand(capsys):
+    import pytest
+
+    from server.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["conformance", "run", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--base-url" in out and "--allow-writes" in out
+    # Missing credentials are the conformance suite's own configuration error (exit code 3).
+    assert main(["conformance", "run"]) == 3
+    assert "missing --base-url" in capsys.readouterr().err
+
+
+def test_set_webhook_changes_and_clears_the_url(cli_env, capsys):
+    created = json.loads(_run(capsys, "partner", "create", "--tier", "referral", "--json"))
+    pid = created["partner_id"]
+    out = json.loads(_run(capsys, "partner", "set-webhook", pid, "http://localhost:3000/webhooks", "--json"))
+    assert out == {"partner_id": pid, "webhook_url": "http://localhost:3000/webhooks"}
+    listed = json.loads(_run(capsys, "partner", "list", "--json"))
+    assert any(
+        p["partner_id"] == pid and p.get("webhook_url") == "http://localhost:3000/webhooks" for p in listed
+    )
+    out = json.loads(_run(capsys, "partner", "set-webhook", pid, "--clear", "--json"))
+    assert out["webhook_url"] is None
+    assert cli.main(["partner", "set-webhook", "ptr_nobody", "http://localhost:1/x"]) == 1
+
+
+def test_production_refuses_unsafe_webhook_urls(cli_env, monkeypatch, capsys):
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("STEALTH_ENVIRONMENT", "production")
+    monkeypatch.setenv("STEALTH_SECRET_KEY", Fernet.generate_key().decode())
+    for url in (
+        "http://partner.example.com/hook",
+        "https://127.0.0.1/hook",
+        "https://169.254.169.254/latest",
+    ):
+        assert cli.main(["partner", "create", "--tier", "referral", "--webhook-url", url]) == 2, url
+        assert "error:" in capsys.readouterr().err
+    assert json.loads(_run(capsys, "partner", "list", "--json")) == []

@@ -128,3 +128,25 @@ def test_openapi_json_and_healthz(sandbox):
     assert doc["components"]["schemas"]["Referral"]["x-lifecycle"]["name"] == "referral"
     assert "x-request-id" in r.headers and "x-ratelimit-limit" in r.headers
     assert sandbox.client.get("/healthz").json() == {"status": "ok", "environment": "sandbox"}
+
+
+def test_json_null_is_a_body_and_is_validated(sandbox, schemas):
+    """Found by conformance fuzzing: `null` on an optional-body operation was taken for "no body"."""
+    p = sandbox.partner()
+    ref = sandbox.create_referral(p)
+    url = f"/partner/referrals/{ref['referral_id']}/cancel"
+    headers = {"Content-Type": "application/json"}
+    _envelope(sandbox.call("POST", url, p, content=b"null", headers=headers), 400, "INVALID_BODY", schemas)
+    _envelope(sandbox.call("POST", url, p, content=b"[]", headers=headers), 400, "INVALID_BODY", schemas)
+    got = sandbox.call("GET", f"/partner/referrals/{ref['referral_id']}", p).json()
+    assert got["status"] == "created"  # nothing changed
+    # No body at all is still fine for an optional body.
+    assert sandbox.call("POST", url, p).status_code == 200
+
+
+def test_get_with_a_stray_content_type_and_no_body_is_served(sandbox):
+    """Found by conformance fuzzing: a bodiless GET with Content-Type multipart/form-data was a 400."""
+    p = sandbox.partner()
+    for ctype in ("multipart/form-data", "text/plain", "application/x-www-form-urlencoded"):
+        r = sandbox.call("GET", "/partner/products", p, headers={"Content-Type": ctype})
+        assert r.status_code == 200, (ctype, r.status_code, r.text)

@@ -569,3 +569,20 @@ def test_unknown_query_parameters(sandbox):
     assert sandbox.call("GET", "/partner/products", p, params={"foo": "1"}).status_code == 200
     r = sandbox.call("GET", "/partner/referrals", p, params={"foo": "1"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_created_after_an_items_own_timestamp_excludes_it(sandbox):
+    """Stored times carry exactly the precision the API shows, so filters round-trip."""
+    from server.clock import real_now
+
+    assert real_now().microsecond % 1000 == 0
+    p = sandbox.partner()
+    first = sandbox.create_referral(p)
+    second = sandbox.create_referral(p)
+    got = sandbox.call("GET", f"/partner/referrals/{first['referral_id']}", p).json()
+    r = sandbox.call("GET", "/partner/referrals", p, params={"created_after": got["created_at"]})
+    ids = [item["referral_id"] for item in r.json()["referrals"]]
+    assert first["referral_id"] not in ids
+    r = sandbox.call("GET", "/partner/referrals", p, params={"created_before": second["created_at"]})
+    ids = [item["referral_id"] for item in r.json()["referrals"]]
+    assert second["referral_id"] not in ids and first["referral_id"] in ids

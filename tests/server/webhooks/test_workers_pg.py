@@ -146,7 +146,7 @@ def _counts(receiver: Receiver) -> collections.Counter[str]:
 def test_two_workers_never_double_send(pg: tuple[Database, str], receiver: Receiver, tmp_path: Path) -> None:
     db, schema = pg
     key = Fernet.generate_key().decode()
-    n = 400
+    n = 240
 
     def slowish(_rec: Any) -> int:
         time.sleep(0.003)
@@ -184,7 +184,7 @@ def test_worker_killed_mid_batch_loses_nothing(
 ) -> None:
     db, schema = pg
     key = Fernet.generate_key().decode()
-    n = 300
+    n = 200
 
     def slow(_rec: Any) -> int:
         time.sleep(0.01)

@@ -1,0 +1,198 @@
+"""Run the conformance suite against a fresh local sandbox (what `make conformance` does).
+
+Starts `stealth serve` on a throwaway SQLite database, provisions the partners the suite needs
+(two referral-tier partners, one clinical, one prescriber, webhooks pointed at the suite's receiver),
+runs the suite once per tier, and exits non-zero when any run fails.
+
+    python -m conformance.local [--tiers referral,clinical,prescriber] [--quick] [--report-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+# The suite caps itself at 80% of the limit and its burst check sends limit + 20 requests,
+# so the limit is high enough for a quick run and low enough for the burst to finish in seconds.
+RATE_LIMIT = 1200
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stealth(env: dict[str, str], *args: str) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", *args, "--json"],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout)
+
+
+@contextlib.contextmanager
+def sandbox(env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
+    base = f"http://127.0.0.1:{port}"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the sandbox exited with {proc.returncode}; see {log_path}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the sandbox did not start within 60 s; see {log_path}")
+                time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--tiers", default="referral", help="comma-separated tiers to run (default: referral)"
+    )
+    parser.add_argument("--quick", action="store_true", help="reduced fuzzing budget (make test)")
+    parser.add_argument("--report-dir", type=Path, default=REPO / "build" / "conformance")
+    parser.add_argument("--spec-dir", type=Path, default=REPO / "build" / "openapi")
+    args = parser.parse_args(argv)
+    tiers = [t.strip() for t in args.tiers.split(",") if t.strip()]
+
+    with tempfile.TemporaryDirectory(prefix="stealth-conformance-") as tmp:
+        state = Path(tmp)
+        env = {
+            **os.environ,
+            "STEALTH_STATE_DIR": str(state / ".stealth"),
+            "STEALTH_DATABASE_URL": f"sqlite:///{state / 'sandbox.db'}",
+            "STEALTH_ENVIRONMENT": "sandbox",
+            "STEALTH_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT),
+            "STEALTH_AUTO_ADVANCE_SECONDS": "0",
+            "STEALTH_BACKGROUND_JOBS": "1",
+        }
+        env.pop("STEALTH_REDIS_URL", None)
+        receiver_port = free_port()
+        hook_url = f"http://127.0.0.1:{receiver_port}/webhooks"
+        partners = {
+            "referral": stealth(
+                env,
+                "partner",
+                "create",
+                "--tier",
+                "referral",
+                "--name",
+                "Conformance A",
+                "--webhook-url",
+                hook_url,
+            ),
+            "second": stealth(env, "partner", "create", "--tier", "referral", "--name", "Conformance B"),
+            "clinical": stealth(
+                env,
+                "partner",
+                "create",
+                "--tier",
+                "clinical",
+                "--name",
+                "Conformance C",
+                "--webhook-url",
+                hook_url,
+            ),
+            "prescriber": stealth(
+                env,
+                "partner",
+                "create",
+                "--tier",
+                "prescriber",
+                "--name",
+                "Conformance D",
+                "--webhook-url",
+                hook_url,
+            ),
+        }
+        port = free_port()
+        args.report_dir.mkdir(parents=True, exist_ok=True)
+        failed: list[str] = []
+        started = time.monotonic()
+        with sandbox(env, port, args.report_dir / "sandbox.log") as base:
+            from conformance.cli import main as conformance_main
+
+            for tier in tiers:
+                primary, second = partners[tier], partners["second"]
+                # The full bundle: the suite derives the tier's subset itself and still needs the sandbox controls.
+                spec = args.spec_dir / "partner-api.json"
+                run = [
+                    "run",
+                    "--base-url",
+                    base,
+                    "--partner-id",
+                    primary["partner_id"],
+                    "--api-key",
+                    primary["api_key"],
+                    "--tier",
+                    tier,
+                    "--second-partner-id",
+                    second["partner_id"],
+                    "--second-api-key",
+                    second["api_key"],
+                    "--second-tier",
+                    "referral",
+                    "--webhook-listen",
+                    f"127.0.0.1:{receiver_port}",
+                    "--webhook-public-url",
+                    hook_url,
+                    "--webhook-secret",
+                    primary["webhook_secret"],
+                    "--report-dir",
+                    str(args.report_dir / tier),
+                    "--allow-writes",
+                ]
+                if spec.is_file():
+                    run += ["--spec", str(spec)]
+                if args.quick:
+                    run += ["--fuzz-max-examples", "3", "--fuzz-phases", "examples,coverage"]
+                print(f"== conformance: {tier} tier against {base}", flush=True)
+                code = conformance_main(run)
+                if code != 0:
+                    failed.append(f"{tier} (exit {code})")
+        print(
+            f"== conformance: {len(tiers)} tier run(s) in {time.monotonic() - started:.0f} s; "
+            f"reports in {args.report_dir}"
+        )
+        if failed:
+            print("== conformance FAILED: " + ", ".join(failed), file=sys.stderr)
+            return 1
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -79,19 +79,23 @@ lint: lint-python lint-spec lint-redocly lint-drift ## Ruff, spec validation + o
 
 # --- test ----------------------------------------------------------------------------------------------
 
-test: install lint ## Everything CI runs: install, lint, bundle, pytest
+test: install lint ## Everything CI runs: install, lint, bundle, pytest, and a reduced conformance pass
 	$(PY) -m pytest $(PYTEST_FLAGS)
+	$(PY) -m conformance.local --tiers $(CONFORMANCE_TIERS) --quick --report-dir build/conformance-quick
 
 # --- later issues --------------------------------------------------------------------------------------
 
-serve: $(STAMP) ## Run the reference sandbox locally (http://127.0.0.1:8080)
+serve: $(STAMP) portal ## Run the reference sandbox on SQLite (http://127.0.0.1:8080, PORT to change; portal at /docs)
 	$(VENV)/bin/stealth serve
 
-conformance: ## (not yet) Run the conformance suite against a deployment
-	@echo "make conformance: not yet implemented (conformance suite issue)" >&2; exit 2
+# Tiers whose sandbox surface is complete; clinical and prescriber join as their issues land.
+CONFORMANCE_TIERS ?= referral
 
-portal: ## (not yet) Build the static developer portal
-	@echo "make portal: not yet implemented (developer portal issue)" >&2; exit 2
+conformance: $(BUNDLES) ## Start a fresh local sandbox and run the full conformance suite against it (reports in build/conformance)
+	$(PY) -m conformance.local --tiers $(CONFORMANCE_TIERS) --report-dir build/conformance
+
+portal: $(BUNDLES) $(NODE_STAMP) ## Build the static developer portal into build/portal (also served by `make serve` at /docs)
+	$(PY) -m portal.build --out build/portal
 
 bench: ## (not yet) Run the benchmarks
 	@echo "make bench: not yet implemented (benchmark issue)" >&2; exit 2

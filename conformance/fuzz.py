@@ -205,6 +205,17 @@ def _junit_failures(path: Path) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+def partner_categories(ctx: Context) -> list[str]:
+    """The product categories the primary partner may use, from its own GET /partner/products."""
+    op = next((o for o in ctx.spec.operations if o.operation_id == "listProducts"), None)
+    if op is None:
+        return []
+    ex = ctx.client.op_request(op, creds=ctx.primary)
+    items = ex.json.get("products") if isinstance(ex.json, dict) else None
+    found = {p.get("category") or p.get("category_id") for p in items or [] if isinstance(p, dict)}
+    return sorted(c for c in found if isinstance(c, str))
+
+
 def fuzz_document(ctx: Context) -> dict[str, Any]:
     """The tier's bundle as schemathesis gets it: opaque server-issued cursors are left out.
 
@@ -213,6 +224,12 @@ def fuzz_document(ctx: Context) -> dict[str, Any]:
     cursors and refusing forged ones are checked by pagination.no_repeat_no_drop and pagination.limit_bounds.
     """
     doc = copy.deepcopy(ctx.spec.doc)
+    # Product categories are configured per partner (422 INVALID_PRODUCT_CATEGORY otherwise, a documented
+    # business rule): positive data uses the partner's own catalog, read from GET /partner/products.
+    categories = ctx.state.get("product_categories")
+    schemas = (doc.get("components") or {}).get("schemas") or {}
+    if categories and isinstance(schemas.get("ProductCategory"), dict):
+        schemas["ProductCategory"] = {**schemas["ProductCategory"], "enum": list(categories)}
     for item in (doc.get("paths") or {}).values():
         for holder in [item, *(v for k, v in item.items() if isinstance(v, dict) and k != "parameters")]:
             params = holder.get("parameters")
@@ -233,7 +250,19 @@ def run_fuzz(ctx: Context, out_dir: Path, settings: FuzzSettings) -> dict[str, C
         cid: CheckResult(cid, REGISTRY[cid].title, REGISTRY[cid].requirements)
         for cid, _, _ in FUZZ_CHECKS.values()
     }
+    # Absolute: schemathesis runs in a throwaway working directory.
+    out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Never read a previous run's reports as this run's (they may also be redacted already).
+    for stale in (
+        "schemathesis.json",
+        "schemathesis.har",
+        "schemathesis-junit.xml",
+        "schemathesis-output.txt",
+    ):
+        (out_dir / stale).unlink(missing_ok=True)
+    if "product_categories" not in ctx.state:
+        ctx.state["product_categories"] = partner_categories(ctx)
     spec_path = out_dir / "fuzz-spec.json"
     spec_path.write_text(json.dumps(fuzz_document(ctx)), encoding="utf-8")
     cmd = build_command(ctx, spec_path, out_dir, settings, ctx.client.limiter.rps)

@@ -72,10 +72,18 @@ class Redactor:
             self.learn(json.loads(text))
 
     # ---- redacting --------------------------------------------------------------------------------------------
+    def _constant(self, value: Any) -> bool:
+        """Enum and const values of the contract (error codes, statuses) are never PHI."""
+        return isinstance(value, str) and value in self.constants
+
     def json_value(self, value: Any) -> Any:
         if isinstance(value, dict):
             return {
-                k: (MASK if k in self.names and v is not None else self.json_value(v))
+                k: (
+                    MASK
+                    if k in self.names and v is not None and not self._constant(v)
+                    else self.json_value(v)
+                )
                 for k, v in value.items()
             }
         if isinstance(value, list):

@@ -28,8 +28,8 @@ from server.errors import ApiError, ErrorRenderer
 from server.handlers import make_resolver_function
 from server.lifecycle import Lifecycles
 from server.middleware.auth import AuthMiddleware
-from server.middleware.edge import EdgeMiddleware
 from server.middleware.stamp import StampHeadersMiddleware
+from server.pharmacy import app as pharmacy_app
 from server.ratelimit import RateLimiter, make_rate_limiter
 from server.spec import SpecIndex, load_spec
 from server.state import AppState, PartnerLimitCache
@@ -72,12 +72,13 @@ def _middlewares(state: AppState) -> list[Any]:
         if mw is RoutingMiddleware:
             stack.append(mw)
             stack.append(partial(AuthMiddleware, state=state))
+            stack.append(pharmacy_app.auth_middleware(state))  # /api/external: clinic X-API-Key
             continue
         stack.append(mw)
         if mw is ResponseValidationMiddleware:
             stack.append(StampHeadersMiddleware)
         if mw is ServerErrorMiddleware:
-            stack.append(partial(EdgeMiddleware, state=state))
+            stack.append(pharmacy_app.edge_middleware(state))  # EdgeMiddleware + pharmacy rate key/envelope
     assert RequestValidationMiddleware in stack and StampHeadersMiddleware in stack
     return stack
 
@@ -90,10 +91,13 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
+        from server.pharmacy import runtime as pharmacy_runtime
         from server.webhooks.runtime import start_background, stop_background  # sandbox part 2
 
         start_background(state)
+        pharmacy_runtime.start_background(state)
         yield
+        pharmacy_runtime.stop_background(state)
         stop_background(state)
         await state.limiter.close()
 
@@ -112,8 +116,9 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         swagger_ui_options=SwaggerUIOptions(serve_spec=False, swagger_ui=False),
         base_path="",
     )
+    pharmacy_app.add_pharmacy_api(app, state)  # spec/pharmacy-api under /api/external
     register_web_routes(app, state)
-    renderer = state.renderer
+    renderer = pharmacy_app.routing_renderer(state.renderer)  # pharmacy envelope under /api/external
     app.add_error_handler(ApiError, renderer.handle_api_error)
     app.add_error_handler(ProblemException, renderer.handle_problem)
     app.add_error_handler(HTTPException, renderer.handle_http)

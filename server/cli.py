@@ -245,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_partner_tooling(sub)  # stealth listen, stealth trigger, stealth worker
 
+    from server.pharmacy import cli as pharmacy_cli
+
+    pharmacy_cli.register(sub)  # stealth clinic create
+
     for name, (_module, _func, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser

@@ -170,16 +170,6 @@ class MedicationOrderStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class EventName(StrEnum):
-    """
-    Name of the event — always medication:updated.
-    """
-
-    SHIPMENT_CREATED = "shipment:created"
-    SHIPMENT_CANCELLED = "shipment:cancelled"
-    MEDICATION_UPDATED = "medication:updated"
-
-
 class MedicationUpdatedEventData(BaseModel):
     """
     A medication order changed status (seed 001 medication:updated). One event per transition, in order; the status values correspond to the seed's medication:validated ... medication:cancelled names.
@@ -330,16 +320,6 @@ class RegisterWebhookResult(BaseModel):
     ]
 
 
-class EventName1(StrEnum):
-    """
-    Name of the event — always shipment:cancelled.
-    """
-
-    SHIPMENT_CREATED = "shipment:created"
-    SHIPMENT_CANCELLED = "shipment:cancelled"
-    MEDICATION_UPDATED = "medication:updated"
-
-
 class ShipmentCancelledEventData(BaseModel):
     """
     A shipment was cancelled before the carrier picked it up (seed 001 shipment:cancelled).
@@ -371,16 +351,6 @@ class ShipmentCancelledEventData(BaseModel):
         AwareDatetime,
         Field(description="When the shipment was cancelled.", examples=["2024-01-15T11:00:00.000Z"]),
     ]
-
-
-class EventName2(StrEnum):
-    """
-    Name of the event — always shipment:created.
-    """
-
-    SHIPMENT_CREATED = "shipment:created"
-    SHIPMENT_CANCELLED = "shipment:cancelled"
-    MEDICATION_UPDATED = "medication:updated"
 
 
 class ShipmentStatus(StrEnum):
@@ -426,16 +396,6 @@ class Webhook(BaseModel):
         AwareDatetime,
         Field(description="When the webhook was registered.", examples=["2024-01-10T09:00:00.000Z"]),
     ]
-
-
-class WebhookEventName(StrEnum):
-    """
-    Name of a pharmacy event delivered to registered webhooks (seed 001): shipment:created, shipment:cancelled, medication:updated.
-    """
-
-    SHIPMENT_CREATED = "shipment:created"
-    SHIPMENT_CANCELLED = "shipment:cancelled"
-    MEDICATION_UPDATED = "medication:updated"
 
 
 class WebhookList(BaseModel):
@@ -580,11 +540,7 @@ class MedicationUpdatedEvent(BaseModel):
     )
     event_name: Annotated[
         Literal["medication:updated"],
-        Field(
-            description="Name of the event — always medication:updated.",
-            examples=["medication:updated", "medication:updated"],
-            title="WebhookEventName",
-        ),
+        Field(description="Name of the event — always medication:updated.", examples=["medication:updated"]),
     ]
     event_data: Annotated[
         MedicationUpdatedEventData,
@@ -643,11 +599,7 @@ class ShipmentCancelledEvent(BaseModel):
     )
     event_name: Annotated[
         Literal["shipment:cancelled"],
-        Field(
-            description="Name of the event — always shipment:cancelled.",
-            examples=["medication:updated", "shipment:cancelled"],
-            title="WebhookEventName",
-        ),
+        Field(description="Name of the event — always shipment:cancelled.", examples=["shipment:cancelled"]),
     ]
     event_data: Annotated[
         ShipmentCancelledEventData,
@@ -771,11 +723,7 @@ class ShipmentCreatedEvent(BaseModel):
     )
     event_name: Annotated[
         Literal["shipment:created"],
-        Field(
-            description="Name of the event — always shipment:created.",
-            examples=["medication:updated", "shipment:created"],
-            title="WebhookEventName",
-        ),
+        Field(description="Name of the event — always shipment:created.", examples=["shipment:created"]),
     ]
     event_data: Annotated[
         ShipmentCreatedEventData,

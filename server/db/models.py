@@ -301,3 +301,6 @@ class SandboxReferralProgress(Base):
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"), primary_key=True)
     partner_id: Mapped[str] = mapped_column(String(64), index=True)
     last_step_at: Mapped[datetime]
+
+
+from server.db import models_pharmacy as _models_pharmacy  # noqa: E402,F401  (pharmacy tables on this Base)

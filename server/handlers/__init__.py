@@ -7,7 +7,10 @@ from typing import Any
 
 from server import context
 from server.errors import ApiError
+from server.handlers.clinical import ClinicalHandlers
 from server.handlers.events import EventHandlers
+from server.handlers.prescribers import PrescriberHandlers
+from server.handlers.prescriptions import PrescriptionHandlers
 from server.handlers.products import ProductHandlers
 from server.handlers.referrals import ReferralHandlers
 from server.handlers.sandbox import SandboxHandlers
@@ -21,6 +24,9 @@ def build_registry(state: AppState) -> dict[str, Callable[..., Any]]:
         ProductHandlers(state),
         EventHandlers(state),
         SandboxHandlers(state),
+        ClinicalHandlers(state),
+        PrescriberHandlers(state),
+        PrescriptionHandlers(state),
     ):
         registry.update(group.operations())
     return registry

@@ -8,6 +8,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server import auth, clock, context
 from server.auth import AuthenticatedPartner
+from server.pharmacy import is_pharmacy_path
 from server.repositories import partners as partners_repo
 from server.state import AppState
 
@@ -20,7 +21,7 @@ class AuthMiddleware:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and not is_pharmacy_path(scope.get("path", "")):
             routing = (scope.get("extensions") or {}).get(ROUTING_CONTEXT) or {}
             op = self.state.spec.operations.get(routing.get("operation_id") or "")
             ctx = context.from_scope(scope) or context.current.get()

@@ -18,6 +18,7 @@ from server.db.models import IntakeSubmission, Partner, Patient, Product, Referr
 from server.lifecycle import IllegalTransition
 from server.repositories import partners as partners_repo
 from server.repositories import referrals as referrals_repo
+from server.services import clinical
 from server.services.transitions import ConcurrentChange, transition_payment, transition_referral
 from server.state import AppState
 from server.web.questionnaires import questions_for
@@ -201,15 +202,14 @@ class EnrollmentService:
             )
             session.add(patient)
             session.flush()
-            session.add(
-                IntakeSubmission(
-                    referral_id=referral.id,
-                    patient_id=patient.id,
-                    product_category=referral.product_category,
-                    answers=answers,
-                    submitted_at=now,
-                )
+            intake = IntakeSubmission(
+                referral_id=referral.id,
+                patient_id=patient.id,
+                product_category=referral.product_category,
+                answers=answers,
+                submitted_at=now,
             )
+            session.add(intake)
             transition_referral(
                 session,
                 lifecycles,
@@ -239,6 +239,20 @@ class EnrollmentService:
                     values={"paid_at": now, "card_last4": card[-4:]},
                 )
             transition_referral(session, lifecycles, referral, "pending_review", now, partner_tier=tier)
+            session.flush()
+            clinical.record_enrollment(
+                session,
+                partner_id=partner.id,
+                partner_tier=tier,
+                referral=referral,
+                patient=patient,
+                intake=intake,
+                product=view.product,
+                values=values,
+                card=card,
+                paid=paying,
+                now=now,
+            )
             session.flush()
             session.expunge_all()
             return referral

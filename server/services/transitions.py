@@ -89,9 +89,13 @@ def transition_referral(
     if transition.event is None:
         return None
     extra = referral_event_extra(referral, to_status, referral.payment, fulfillment)
-    return write_referral_event(
+    event = write_referral_event(
         session, referral, transition.event, at, partner_tier=partner_tier, extra=extra
     )
+    from server.services.clinical import on_referral_transition
+
+    on_referral_transition(session, referral, to_status, at, partner_tier)  # clinical-tier events
+    return event
 
 
 def transition_payment(

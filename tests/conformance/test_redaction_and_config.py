@@ -120,3 +120,17 @@ def test_example_config_loads() -> None:
     from conformance.runner import RunConfig
 
     assert set(cfg) <= set(RunConfig.__dataclass_fields__)
+
+
+def test_contract_constants_stay_readable_under_phi_named_keys():
+    """`code` is a PHI name (a prescription's medication code), but error codes must stay readable."""
+    from conformance.redact import MASK, Redactor
+
+    red = Redactor(None)
+    red.names |= {"code"}  # as when the spec marks a medication `code` x-phi
+    red.constants.add("MISSING_CREDENTIALS")  # an ErrorCode enum value
+    out = red.json_value(
+        {"error": {"code": "MISSING_CREDENTIALS"}, "items": [{"code": "MED-TRT-CREAM"}]}
+    )
+    assert out["error"]["code"] == "MISSING_CREDENTIALS"
+    assert out["items"][0]["code"] == MASK

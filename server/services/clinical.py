@@ -1166,8 +1166,8 @@ DEFAULT_REFUND_REASON = "Sandbox refund"
 
 def refund_transaction(
     session: Session,
-    state: AppState,
-    partner: AuthenticatedPartner,
+    state: AppState | None,
+    partner: Any,
     txn: ClinicalTransaction,
     amount_cents: int | None,
     reason: str | None,
@@ -1198,7 +1198,12 @@ def refund_transaction(
     if txn.refund_amount_cents >= txn.amount_cents:
         txn.status = "refunded"
     referral = ClinicalView(session).referral(txn.referral_id)
-    if txn.status == "refunded" and referral is not None and referral.payment is not None:
+    if (
+        state is not None
+        and txn.status == "refunded"
+        and referral is not None
+        and referral.payment is not None
+    ):
         from server.services.transitions import transition_payment
 
         if state.lifecycles.payment.is_legal(referral.payment.status, "refunded"):
@@ -1340,3 +1345,39 @@ def on_referral_transition(
         {"appointment_id": appt.id, "patient_id": patient.id, "referral_id": referral.id},
         data,
     )
+
+
+def on_payment_transition(
+    session: Session, referral: Referral, to_status: str, at: datetime, partner_tier: str
+) -> None:
+    """Hook of transition_payment: when the referral's payment is refunded (a denial or cancellation after payment),
+    the enrollment transaction is refunded too, with its transaction.refunded event."""
+    if to_status != "refunded" or not referral.appointment_id:
+        return
+    txn = session.scalar(
+        select(ClinicalTransaction).where(
+            ClinicalTransaction.appointment_id == referral.appointment_id,
+            ClinicalTransaction.type == "enrollment_payment",
+            ClinicalTransaction.status == "succeeded",
+        )
+    )
+    if txn is None:
+        return
+    partner = _TierOnly(partner_tier)
+    reason = "Case denied by the reviewing physician" if referral.status == "denied" else "Referral cancelled"
+    refund_transaction(
+        session,
+        None,
+        partner,
+        txn,
+        None,
+        reason,
+        at,
+        audit.Actor(uid="system", role="system"),
+        "transition_payment",
+    )
+
+
+@dataclass(frozen=True)
+class _TierOnly:
+    tier: str

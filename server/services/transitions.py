@@ -118,6 +118,9 @@ def transition_payment(
         raise ConcurrentChange(referral.id)
     for key, value in changes.items():
         set_committed(payment, key, value)
+    from server.services.clinical import on_payment_transition
+
+    on_payment_transition(session, referral, to_status, at, partner_tier)  # clinical transaction refund
     if transition.event is None:
         return None
     extra = {"amount_cents": payment.amount_cents or 0, "currency": payment.currency}

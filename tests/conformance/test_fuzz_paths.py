@@ -34,7 +34,9 @@ def test_run_fuzz_uses_absolute_paths_and_removes_stale_reports(tmp_path, monkey
                 rps = 1.0
 
         allow_writes = True
-        state = {"product_categories": ["trt-cream"]}
+
+        def __init__(self) -> None:
+            self.state = {"product_categories": ["trt-cream"]}
 
     results = fuzz.run_fuzz(Ctx(), Path("rel/schemathesis"), fuzz.FuzzSettings())
     assert Path(seen["spec_path"]).is_absolute() and Path(seen["out_dir"]).is_absolute()

@@ -129,8 +129,6 @@ def test_contract_constants_stay_readable_under_phi_named_keys():
     red = Redactor(None)
     red.names |= {"code"}  # as when the spec marks a medication `code` x-phi
     red.constants.add("MISSING_CREDENTIALS")  # an ErrorCode enum value
-    out = red.json_value(
-        {"error": {"code": "MISSING_CREDENTIALS"}, "items": [{"code": "MED-TRT-CREAM"}]}
-    )
+    out = red.json_value({"error": {"code": "MISSING_CREDENTIALS"}, "items": [{"code": "MED-TRT-CREAM"}]})
     assert out["error"]["code"] == "MISSING_CREDENTIALS"
     assert out["items"][0]["code"] == MASK

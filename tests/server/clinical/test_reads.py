@@ -255,3 +255,46 @@ def test_every_phi_read_is_audited(sandbox):
         diff = next(r for r in created if r.action == "patient.created").diff
         assert {d["field"] for d in diff} >= {"first_name", "email"}
         assert all(d["after"] == "[redacted]" for d in diff)  # no PHI value in the audit trail
+
+
+def test_approval_sends_prescription_signed(sandbox, schemas):
+    p = sandbox.partner("clinical")
+    ref = enroll(sandbox, p)
+    advance(sandbox, p, ref["referral_id"], "approved")
+    events = {e.event_type: e.payload for e in events_of(sandbox, ref["referral_id"])}
+    signed = events["appointment.prescription_signed"]
+    schemas.webhook("appointment.prescription_signed", signed)
+    appt = get(sandbox, p, f"/partner/appointments/{ref['appointment_id']}").json()
+    assert signed["data"]["prescription"]["signed_at"] == appt["prescription_summary"]["signed_at"]
+    assert signed["data"]["prescription"]["prescriber"]["name"] == appt["prescription_summary"]["prescriber"]
+    # the referral tier gets no such event
+    q = sandbox.partner()
+    ref_q = enroll(sandbox, q)
+    advance(sandbox, q, ref_q["referral_id"], "approved")
+    assert "appointment.prescription_signed" not in {
+        e.event_type for e in events_of(sandbox, ref_q["referral_id"])
+    }
+
+
+def test_denial_refund_refunds_the_transaction(sandbox, schemas):
+    from server.services.transitions import close_payment
+
+    p = sandbox.partner("clinical")
+    ref = enroll(sandbox, p)
+    advance(sandbox, p, ref["referral_id"], "denied")
+    from server import clock
+    from server.repositories import referrals as referrals_repo
+
+    with sandbox.state.db.session() as session:  # what the simulation does when a paid case is denied
+        referral = referrals_repo.get(session, p.partner_id, ref["referral_id"])
+        if referral.payment.status == "paid":
+            close_payment(
+                session, sandbox.state.lifecycles, referral, clock.real_now(), partner_tier="clinical"
+            )
+    txn = get(sandbox, p, f"/partner/patients/{ref['patient_id']}/transactions").json()["transactions"][0]
+    assert txn["status"] == "refunded" and txn["refund"]["amount_cents"] == 14900
+    refunded = [
+        e.payload for e in events_of(sandbox, ref["referral_id"]) if e.event_type == "transaction.refunded"
+    ]
+    assert len(refunded) == 1
+    schemas.webhook("transaction.refunded", refunded[0])

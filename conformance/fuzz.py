@@ -226,10 +226,18 @@ def fuzz_document(ctx: Context) -> dict[str, Any]:
     doc = copy.deepcopy(ctx.spec.doc)
     # Product categories are configured per partner (422 INVALID_PRODUCT_CATEGORY otherwise, a documented
     # business rule): positive data uses the partner's own catalog, read from GET /partner/products.
+    # Only in bodies: as a query filter any category is valid (an unknown one matches nothing).
     categories = ctx.state.get("product_categories")
     schemas = (doc.get("components") or {}).get("schemas") or {}
-    if categories and isinstance(schemas.get("ProductCategory"), dict):
-        schemas["ProductCategory"] = {**schemas["ProductCategory"], "enum": list(categories)}
+    original = schemas.get("ProductCategory")
+    if categories and isinstance(original, dict):
+        ref = "#/components/schemas/ProductCategory"
+        for item in (doc.get("paths") or {}).values():
+            for holder in [item, *(v for v in item.values() if isinstance(v, dict))]:
+                for param in holder.get("parameters") or []:
+                    if isinstance(param, dict) and (param.get("schema") or {}).get("$ref") == ref:
+                        param["schema"] = copy.deepcopy(original)
+        schemas["ProductCategory"] = {**original, "enum": list(categories)}
     for item in (doc.get("paths") or {}).values():
         for holder in [item, *(v for k, v in item.items() if isinstance(v, dict) and k != "parameters")]:
             params = holder.get("parameters")

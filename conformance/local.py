@@ -40,10 +40,13 @@ def stealth(env: dict[str, str], *args: str) -> dict[str, str]:
         [sys.executable, "-m", "server.cli", *args, "--json"],
         env=env,
         cwd=REPO,
-        check=True,
         capture_output=True,
         text=True,
     )
+    if out.returncode != 0:
+        raise SystemExit(
+            f"`stealth {' '.join(args)}` failed ({out.returncode}):\n{out.stderr.strip()[-2000:]}"
+        )
     return json.loads(out.stdout)
 
 

@@ -26,7 +26,7 @@ from server import audit, clock, ids
 from server.auth import AuthenticatedPartner
 from server.clock import iso
 from server.cursor import CursorCodec, filter_digest
-from server.db.models import Event, IntakeSubmission, Patient, Product, Referral
+from server.db.models import Event, IntakeSubmission, Patient, Product, Referral, ReferralStatusHistory
 from server.db.models_clinical import (
     ClinicalAppointment,
     ClinicalTransaction,
@@ -651,16 +651,25 @@ class ClinicalView:
             summary["prescriber_id"] = rx.prescriber_id
         summary["signed_at"] = iso(rx.created_at)
         out["prescription_summary"] = summary
+        linked = referral.fulfillment if referral is not None and referral.appointment_id == appt.id else None
         fulfillment: dict[str, Any] = {
-            "status": _RX_FULFILLMENT.get(rx.fulfillment_status, "queued"),
-            "carrier": None,
-            "tracking_number": None,
+            "status": (linked.status if linked is not None and linked.status else None)
+            or _RX_FULFILLMENT.get(rx.fulfillment_status, "queued"),
+            "carrier": linked.carrier if linked is not None else None,
+            "tracking_number": linked.tracking_number if linked is not None else None,
         }
         if full:
             fulfillment["label_url"] = None
-        fulfillment.update({"estimated_delivery": None, "shipped_at": None})
+        fulfillment.update(
+            {
+                "estimated_delivery": linked.estimated_delivery.isoformat()
+                if linked is not None and linked.estimated_delivery
+                else None,
+                "shipped_at": iso(linked.shipped_at) if linked is not None else None,
+            }
+        )
         if full:
-            fulfillment["delivered_at"] = None
+            fulfillment["delivered_at"] = iso(linked.delivered_at) if linked is not None else None
         out["fulfillment"] = fulfillment
         payment: dict[str, Any] = {"status": "not_applicable", "amount_cents": None, "currency": "USD"}
         if full:
@@ -1269,6 +1278,14 @@ def refund_transaction(
 
 
 SANDBOX_PHYSICIAN_NPI = "1679576722"
+# the synthetic referral of a partner prescription carries its order: referral status -> prescription fulfillment
+_RX_PROGRESS = {
+    "awaiting_shipment": "dispatched",
+    "shipped": "shipped",
+    "in_transit": "shipped",
+    "out_for_delivery": "shipped",
+    "delivered": "delivered",
+}
 DIAGNOSIS_CODES = {"trt-cream": ["E29.1"], "peptides": ["M79.1"]}
 
 
@@ -1277,6 +1294,14 @@ def on_referral_transition(
 ) -> None:
     """Hook of transition_referral: clinical partners get appointment.prescription_signed when the physician
     approves (the prescription the appointment then shows, seed 002 §12.2)."""
+    if referral.appointment_id and to_status in _RX_PROGRESS:
+        appt_rx = session.get(ClinicalAppointment, referral.appointment_id)
+        if appt_rx is not None and appt_rx.prescription_id:
+            rx = session.get(PartnerPrescription, appt_rx.prescription_id)
+            if rx is not None and rx.fulfillment_status != _RX_PROGRESS[to_status]:
+                rx.fulfillment_status = _RX_PROGRESS[to_status]
+                rx.updated_at = at
+            return
     if to_status != "approved" or partner_tier != "clinical" or not referral.appointment_id:
         return
     appt = session.get(ClinicalAppointment, referral.appointment_id)
@@ -1381,3 +1406,88 @@ def on_payment_transition(
 @dataclass(frozen=True)
 class _TierOnly:
     tier: str
+
+
+_PRESCRIPTION_EVENTS = (
+    "approved",
+    "awaiting_shipment",
+    "shipped",
+    "in_transit",
+    "out_for_delivery",
+    "delivered",
+    "delivery_exception",
+)
+_TRACKING_EVENTS = ("shipped", "in_transit", "out_for_delivery", "delivered", "delivery_exception")
+_PATIENT_EVENTS = ("enrolled", "pending_review", "payment_due", "payment_complete", "denied", "cancelled")
+
+
+def expanded_referral_data(
+    session: Session, referral: Referral, to_status: str, at: datetime
+) -> dict[str, Any]:
+    """The PHI a clinical partner's referral.* events add (seed 002 §12.1): patient (name, email), the signed
+    prescription once approved, and the tracking number on shipping events. ``to_status`` is the referral status,
+    or payment_due / payment_complete for payment events."""
+    out: dict[str, Any] = {}
+    patient = session.get(Patient, referral.patient_id) if referral.patient_id else None
+    if patient is None:
+        return out
+    if to_status in _PATIENT_EVENTS or to_status in _PRESCRIPTION_EVENTS:
+        out["patient"] = {
+            "first_name": patient.first_name,
+            "last_name": patient.last_name,
+            "email": patient.email,
+        }
+    if to_status in _PRESCRIPTION_EVENTS and referral.appointment_id:
+        appt = session.get(ClinicalAppointment, referral.appointment_id)
+        if appt is not None:
+            rx = session.get(PartnerPrescription, appt.prescription_id) if appt.prescription_id else None
+            if rx is not None:
+                prescriber = session.get(Prescriber, rx.prescriber_id)
+                out["prescription"] = {
+                    "rx_id": rx.rx_id,
+                    "medications": [
+                        {
+                            "name": m["product_name"],
+                            "dosage": m["dosage_instructions"][:500],
+                            "quantity": m["quantity"],
+                            "repeats": m["repeats"],
+                        }
+                        for m in rx.medications
+                    ],
+                    "prescriber": f"Dr. {prescriber.first_name} {prescriber.last_name}"[:200]
+                    if prescriber
+                    else "Partner prescriber",
+                    "signed_at": iso(rx.created_at),
+                }
+            else:
+                signed = session.scalar(
+                    select(ReferralStatusHistory.at)
+                    .where(
+                        ReferralStatusHistory.referral_id == referral.id,
+                        ReferralStatusHistory.status == "approved",
+                    )
+                    .order_by(ReferralStatusHistory.id)
+                    .limit(1)
+                )
+                signed = signed or at
+                med = PRESCRIBED.get(appt.product_category, PRESCRIBED["trt-cream"])
+                out["prescription"] = {
+                    "rx_id": f"RX-{signed:%Y}-{signed:%m%d}-{_digits(appt.id, 3)}",
+                    "medications": [
+                        {
+                            "name": med["name"],
+                            "dosage": med["dosage"],
+                            "quantity": med["quantity"],
+                            "repeats": med["repeats"],
+                        }
+                    ],
+                    "prescriber": SANDBOX_PHYSICIAN,
+                    "signed_at": iso(signed),
+                }
+    if (
+        to_status in _TRACKING_EVENTS
+        and referral.fulfillment is not None
+        and referral.fulfillment.tracking_number
+    ):
+        out["tracking_number"] = referral.fulfillment.tracking_number
+    return out

@@ -304,6 +304,8 @@ class PrescriptionService:
                 raise clinical.not_found("patient")
             created, changed = False, []
 
+        if created:
+            referral.appointment_id = appointment_id  # the synthetic referral exists for this appointment
         session.add(
             ClinicalAppointment(
                 id=appointment_id,

@@ -89,6 +89,10 @@ def transition_referral(
     if transition.event is None:
         return None
     extra = referral_event_extra(referral, to_status, referral.payment, fulfillment)
+    if partner_tier == "clinical":
+        from server.services.clinical import expanded_referral_data
+
+        extra.update(expanded_referral_data(session, referral, to_status, at))  # seed 002 §12.1
     event = write_referral_event(
         session, referral, transition.event, at, partner_tier=partner_tier, extra=extra
     )
@@ -124,6 +128,10 @@ def transition_payment(
     if transition.event is None:
         return None
     extra = {"amount_cents": payment.amount_cents or 0, "currency": payment.currency}
+    if partner_tier == "clinical":
+        from server.services.clinical import expanded_referral_data
+
+        extra.update(expanded_referral_data(session, referral, transition.event.removeprefix("referral."), at))
     return write_referral_event(
         session, referral, transition.event, at, partner_tier=partner_tier, extra=extra
     )

@@ -44,3 +44,34 @@ def test_run_fuzz_uses_absolute_paths_and_removes_stale_reports(tmp_path, monkey
         assert not (out / name).exists(), f"stale {name} survived"
     # With no fresh report, every fuzz check is skipped (never judged on old data).
     assert results and all(r.status.value == "skip" for r in results.values())
+
+
+def test_partner_catalog_narrows_bodies_but_not_query_filters():
+    from conformance.fuzz import fuzz_document
+
+    category = {"type": "string", "pattern": "^[a-z0-9-]+$"}
+    ref = {"$ref": "#/components/schemas/ProductCategory"}
+    doc = {
+        "openapi": "3.1.0",
+        "paths": {
+            "/partner/referrals": {
+                "get": {"parameters": [{"name": "product_category", "in": "query", "schema": dict(ref)}]}
+            }
+        },
+        "components": {"schemas": {"ProductCategory": category}},
+    }
+
+    class Ctx:
+        class spec:
+            pass
+
+        def __init__(self) -> None:
+            self.state = {"product_categories": ["peptides", "trt-cream"]}
+
+    Ctx.spec.doc = doc
+    Ctx.spec.deref = staticmethod(lambda p: p)
+    out = fuzz_document(Ctx())
+    assert out["components"]["schemas"]["ProductCategory"]["enum"] == ["peptides", "trt-cream"]
+    param = out["paths"]["/partner/referrals"]["get"]["parameters"][0]
+    assert param["schema"] == category  # the filter keeps the open schema
+    assert doc["components"]["schemas"]["ProductCategory"] == category  # the spec itself is untouched

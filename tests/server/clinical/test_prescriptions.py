@@ -289,3 +289,30 @@ def test_production_refuses_sandbox_codes(sandbox_factory):
     pres = prescriber(prod, p)
     r = submit(prod, p, rx(pres, ("MED-SANDBOX-CIII",), inline_patient=inline()))
     assert r.status_code == 422 and code(r) == "SANDBOX_SCENARIO_NOT_ALLOWED"
+
+
+def test_fulfillment_of_an_inline_prescription_moves_with_its_referral(sandbox, schemas):
+    p = sandbox.partner("clinical")
+    pres = prescriber(sandbox, p)
+    body = rx(pres, partner_reference="MOVE-1", inline_patient=inline())
+    out = submit(sandbox, p, body).json()
+    r = sandbox.call(
+        "POST",
+        f"/partner/sandbox/referrals/{out['referral_id']}/advance",
+        p,
+        json={"target_status": "delivered"},
+    )
+    assert r.status_code == 200, r.text
+    appt = get(sandbox, p, f"/partner/appointments/{out['appointment_id']}").json()
+    schemas.component("ClinicalAppointment", appt)
+    assert appt["status"] == "completed" and appt["fulfillment"]["status"] == "delivered"
+    replay = submit(sandbox, p, body)
+    assert replay.status_code == 200 and replay.json()["fulfillment"] == {"status": "delivered"}
+    with sandbox.state.db.session() as session:
+        rows = session.scalars(
+            select(Event).where(Event.referral_id == out["referral_id"]).order_by(Event.seq)
+        ).all()
+        types = [e.event_type for e in rows]
+        for e in rows:
+            schemas.webhook(e.event_type, e.payload)
+    assert "referral.shipped" in types and types[-1] == "referral.delivered"

@@ -298,3 +298,29 @@ def test_denial_refund_refunds_the_transaction(sandbox, schemas):
     ]
     assert len(refunded) == 1
     schemas.webhook("transaction.refunded", refunded[0])
+
+
+def test_clinical_referral_events_carry_the_expanded_payload(sandbox, schemas):
+    from server.db.models import Fulfillment
+
+    p = sandbox.partner("clinical")
+    ref = enroll(sandbox, p)
+    advance(sandbox, p, ref["referral_id"], "approved", "awaiting_shipment")
+    with sandbox.state.db.session() as session:
+        session.get(Fulfillment, ref["referral_id"]).tracking_number = "9400111899223100001234"
+    advance(sandbox, p, ref["referral_id"], "shipped", "in_transit", "out_for_delivery", "delivered")
+    events = events_of(sandbox, ref["referral_id"])
+    seen = {}
+    for e in events:
+        schemas.webhook(e.event_type, e.payload)
+        seen[e.event_type] = e.payload
+    for event_type in (
+        "referral.enrolled",
+        "referral.pending_review",
+        "referral.approved",
+        "referral.delivered",
+    ):
+        assert seen[event_type]["data"]["patient"]["first_name"] == "Jane", event_type
+    assert seen["referral.approved"]["data"]["prescription"]["prescriber"] == "Dr. Morgan Hale"
+    assert seen["referral.shipped"]["data"]["tracking_number"] == "9400111899223100001234"
+    assert "prescription" not in seen["referral.pending_review"]["data"]

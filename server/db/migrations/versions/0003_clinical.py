@@ -12,7 +12,7 @@ from alembic import op
 import server.db.types
 
 revision = "0003"
-down_revision = "0004_pharmacy"  # DEV ONLY
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -13,7 +13,7 @@ from alembic import op
 import server.db.types
 
 revision = "0004_pharmacy"
-down_revision = "0002"  # lead: re-chain to "0003" once 0003_clinical goes back to down_revision "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

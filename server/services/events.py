@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from server import ids
 from server.clock import iso
 from server.db.models import Event, Referral
+from stealth_spec.events import event_model
 
 
 def referral_event_data(
@@ -53,16 +54,41 @@ def write_referral_event(
     payload["data"] = referral_event_data(referral, event_type, occurred_at, extra)
     payload["metadata"] = dict(referral.metadata_ or {})
     payload["created_at"] = iso(occurred_at)
-    event = Event(
-        id=event_id,
+    return add_event(
+        session,
         partner_id=referral.partner_id,
         event_type=event_type,
-        referral_id=referral.id,
         payload=payload,
-        created_at=occurred_at,
+        at=occurred_at,
+        referral_id=referral.id,
+    )
+
+
+def add_event(
+    session: Session,
+    *,
+    partner_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    at: datetime,
+    referral_id: str | None = None,
+) -> Event:
+    """Write an outbox event in the caller's transaction, its payload checked against the generated model.
+
+    The model forbids unknown fields and checks every type, pattern and enum of the spec's webhook schema, so a
+    payload that would break the contract fails here, inside the transaction, and the state change rolls back.
+    """
+    event_model(event_type).model_validate(payload)
+    event = Event(
+        id=payload["event_id"],
+        partner_id=partner_id,
+        event_type=event_type,
+        referral_id=referral_id,
+        payload=payload,
+        created_at=at,
         delivery_status="pending",
         attempt_count=0,
-        next_attempt_at=occurred_at,
+        next_attempt_at=at,
     )
     session.add(event)
     return event

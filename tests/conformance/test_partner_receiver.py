@@ -122,3 +122,24 @@ def test_receiver_cli_exit_codes_and_report(
     out = capsys.readouterr().out
     assert "partner.rejects_forged" in out and SECRET not in out
     assert (tmp_path / "conformance.json").is_file()
+
+
+def test_events_of_our_contract_are_built_through_the_generated_models(monkeypatch):
+    """Against our own spec, every event the tester sends has passed its generated model."""
+    from pathlib import Path
+
+    import conformance.partner_receiver as pr
+    from conformance.spec import Spec
+    from stealth_spec.bundle import bundle
+
+    spec = Spec(bundle(Path(__file__).resolve().parents[2] / "spec" / "partner-api"))
+    checked: list[str] = []
+    real = pr.event_model
+
+    def spy(event_type):
+        checked.append(event_type)
+        return real(event_type)
+
+    monkeypatch.setattr(pr, "event_model", spy)
+    payloads = pr.event_payloads(spec)
+    assert {p["event_type"] for p in payloads} == set(checked) == set(spec.webhooks)

@@ -249,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pharmacy_cli.register(sub)  # stealth clinic create
 
+    from server.audit_cli import register as register_audit
+
+    register_audit(sub)  # stealth audit
+
     for name, (_module, _func, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser

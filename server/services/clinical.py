@@ -35,6 +35,7 @@ from server.db.models_clinical import (
     Prescriber,
 )
 from server.errors import ApiError
+from server.services.events import add_event
 from server.state import AppState
 
 # ----------------------------------------------------------------------------- sandbox data
@@ -334,19 +335,14 @@ def emit(
     payload["data"] = data
     payload["metadata"] = dict(referral.metadata_ or {}) if referral is not None else dict(metadata or {})
     payload["created_at"] = iso(at)
-    event = Event(
-        id=event_id,
+    return add_event(
+        session,
         partner_id=partner_id,
         event_type=event_type,
-        referral_id=referral.id if referral is not None else None,
         payload=payload,
-        created_at=at,
-        delivery_status="pending",
-        attempt_count=0,
-        next_attempt_at=at,
+        at=at,
+        referral_id=referral.id if referral is not None else None,
     )
-    session.add(event)
-    return event
 
 
 # ----------------------------------------------------------------------------- shaping

@@ -131,7 +131,9 @@ def transition_payment(
     if partner_tier == "clinical":
         from server.services.clinical import expanded_referral_data
 
-        extra.update(expanded_referral_data(session, referral, transition.event.removeprefix("referral."), at))
+        extra.update(
+            expanded_referral_data(session, referral, transition.event.removeprefix("referral."), at)
+        )
     return write_referral_event(
         session, referral, transition.event, at, partner_tier=partner_tier, extra=extra
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from jinja2 import DictLoader, Environment, select_autoescape
 
 _BASE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
 <title>{% block title %}Stealth Health{% endblock %}</title>
 <style>
  :root { --brand: {{ primary }}; --accent: {{ accent }}; }

@@ -14,9 +14,6 @@ FUTURE = (date.today() + timedelta(days=400)).isoformat()
 PAST = (date.today() - timedelta(days=1)).isoformat()
 # PrescriberLicense.yaml's country/jurisdiction if/then/else carries no x-error-code, so the adapter maps a
 # jurisdiction of the other country to the enclosing `licenses` code (PRESCRIBER_LICENSE_REQUIRED).
-SPEC_GAP = (
-    "spec: add x-error-code PRESCRIBER_LICENSE_INVALID to the then/else jurisdiction of PrescriberLicense"
-)
 
 
 def body(**changes):
@@ -126,16 +123,8 @@ def _license(**changes):
         (body(licenses=...), "PRESCRIBER_LICENSE_REQUIRED"),
         (body(licenses=[_license(country="MX")]), "PRESCRIBER_LICENSE_INVALID"),
         (body(licenses=[_license(jurisdiction="ZZ")]), "PRESCRIBER_LICENSE_INVALID"),
-        pytest.param(
-            body(licenses=[_license(jurisdiction="ON")]),
-            "PRESCRIBER_LICENSE_INVALID",
-            marks=pytest.mark.xfail(strict=True, reason=SPEC_GAP),
-        ),
-        pytest.param(
-            body(licenses=[_license(country="CA", jurisdiction="TX")]),
-            "PRESCRIBER_LICENSE_INVALID",
-            marks=pytest.mark.xfail(strict=True, reason=SPEC_GAP),
-        ),
+        (body(licenses=[_license(jurisdiction="ON")]), "PRESCRIBER_LICENSE_INVALID"),
+        (body(licenses=[_license(country="CA", jurisdiction="TX")]), "PRESCRIBER_LICENSE_INVALID"),
         (body(licenses=[_license(license_number=...)]), "PRESCRIBER_LICENSE_INVALID"),
         (body(licenses=[_license(expires_at="2027-13-45")]), "PRESCRIBER_LICENSE_INVALID"),
         (body(licenses=[_license(expires_at=PAST)]), "PRESCRIBER_LICENSE_EXPIRED"),

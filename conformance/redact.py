@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from stealth_spec.walk import nodes
+
 from .spec import HEURISTIC_PHI_NAMES, Spec
 
 MASK = "[REDACTED]"
@@ -33,7 +35,7 @@ class Redactor:
         # Constants of the contract (enum values, error codes) are never PHI, even in a PHI-named field.
         self.constants: set[str] = set()
         if spec is not None:
-            for node in _nodes(spec.full):
+            for node in nodes(spec.full):
                 for v in node.get("enum") or []:
                     if isinstance(v, str):
                         self.constants.add(v)
@@ -170,13 +172,3 @@ class Redactor:
                     else:
                         content["text"] = self.text(content.get("text"))
         return har
-
-
-def _nodes(node: Any) -> Iterable[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _nodes(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _nodes(v)

@@ -20,6 +20,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from stealth_spec.walk import nodes
+
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TIERS = ("referral", "clinical", "prescriber")
@@ -312,7 +314,7 @@ class Spec:
     def _phi_names(self) -> tuple[set[str], set[str]]:
         phi: set[str] = set()
         non: set[str] = set()
-        for node in _walk(self.full):
+        for node in nodes(self.full):
             props = node.get("properties")
             if isinstance(props, dict):
                 for name, sub in props.items():
@@ -498,16 +500,6 @@ def subset_for_tier(doc: dict[str, Any], tier: str) -> dict[str, Any]:
                 if not any(m in item for m in HTTP_METHODS):
                     del sub[section][key]
         return sub
-
-
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _walk(v)
 
 
 def _rebase(node: Any, uri: str) -> Any:

@@ -5,21 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from stealth_spec.walk import deref
+
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
-
-
-def deref(doc: dict[str, Any], node: Any) -> Any:
-    seen: set[str] = set()
-    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
-        ref = node["$ref"]
-        if ref in seen:
-            break
-        seen.add(ref)
-        target: Any = doc
-        for part in ref[2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
-    return node
 
 
 def access_tiers(op: dict[str, Any]) -> list[str]:

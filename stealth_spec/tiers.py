@@ -22,6 +22,8 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+from stealth_spec.walk import deref, nodes
+
 TIERS = ("referral", "clinical", "prescriber")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -45,28 +47,13 @@ def op_in_tier(op: dict[str, Any], tier: str) -> bool:
     return tier in tiers or "referral" in tiers
 
 
-def _deref(doc: dict[str, Any], node: Any, seen: set[str] | None = None) -> Any:
-    """Follow internal ``$ref``s to the target node (the bundle has only ``#/...`` refs)."""
-    seen = seen or set()
-    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
-        ref = node["$ref"]
-        if ref in seen:
-            break
-        seen.add(ref)
-        target: Any = doc
-        for part in ref[2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
-    return node
-
-
 def _branch_tiers(doc: dict[str, Any], branch: Any) -> set[str] | None:
     if not isinstance(branch, dict):
         return None
     own = access_tiers(branch)
     if own is not None:
         return own
-    target = _deref(doc, branch)
+    target = deref(doc, branch)
     return access_tiers(target) if isinstance(target, dict) else None
 
 
@@ -84,23 +71,12 @@ def _filter_operations(doc: dict[str, Any], tier: str) -> None:
             del doc[section]
 
 
-def _schema_nodes(node: Any) -> Iterator[dict[str, Any]]:
-    """Every dict in the document (schemas included); used for structural rewrites."""
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _schema_nodes(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _schema_nodes(v)
-
-
 def _filter_branches(doc: dict[str, Any], tier: str) -> None:
     # Decide every branch against the unmodified document first, then rewrite.
     changed = True
     while changed:
         changed = False
-        for node in list(_schema_nodes(doc)):
+        for node in list(nodes(doc)):
             for kw in ("oneOf", "anyOf"):
                 branches = node.get(kw)
                 if not isinstance(branches, list) or not all(isinstance(b, dict) for b in branches):
@@ -129,7 +105,7 @@ def _filter_branches(doc: dict[str, Any], tier: str) -> None:
 def _strip_phi(doc: dict[str, Any]) -> dict[int, set[str]]:
     """Remove ``x-phi`` properties; return, per schema node id, the names removed from it."""
     removed: dict[int, set[str]] = {}
-    for node in _schema_nodes(doc):
+    for node in nodes(doc):
         props = node.get("properties")
         if not isinstance(props, dict):
             continue
@@ -151,7 +127,7 @@ def _strip_example(
     """Return ``value`` without the keys removed from ``schema`` (recursively)."""
     if depth > 64 or not isinstance(schema, dict):
         return value
-    schema = _deref(doc, schema)
+    schema = deref(doc, schema)
     if not isinstance(schema, dict):
         return value
     for kw in ("oneOf", "anyOf", "allOf"):
@@ -237,7 +213,7 @@ def _fix_examples(doc: dict[str, Any], tier: str, removed: dict[int, set[str]]) 
             errors.append(f"{tier}: {where}: no example is valid for this tier; add one")
 
     def fix_operation(where: str, op: dict[str, Any]) -> None:
-        body = _deref(doc, op.get("requestBody"))
+        body = deref(doc, op.get("requestBody"))
         if isinstance(body, dict):
             for w, media in media_types(f"{where} requestBody", body.get("content")):
                 fix_media(w, media, must_keep=True)
@@ -314,7 +290,7 @@ def _drop_links(doc: dict[str, Any]) -> None:
         for m in HTTP_METHODS
         if isinstance(item.get(m), dict) and "operationId" in item[m]
     }
-    for node in _schema_nodes(doc):
+    for node in nodes(doc):
         links = node.get("links")
         if isinstance(links, dict) and all(isinstance(v, dict) for v in links.values()):
             kept = {k: v for k, v in links.items() if "operationId" not in v or v["operationId"] in op_ids}
@@ -358,7 +334,7 @@ def prune_components(doc: dict[str, Any]) -> None:
         todo.extend(_refs(comps[key[0]][key[1]]))
     used_schemes = {
         name
-        for node in _schema_nodes(roots)
+        for node in nodes(roots)
         for req in (node.get("security") or [] if isinstance(node.get("security"), list) else [])
         if isinstance(req, dict)
         for name in req

@@ -41,6 +41,17 @@ def resolve_pointer(doc: Any, pointer: str) -> Any:
     return node
 
 
+def nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every dict in a document, depth first (schemas, operations, examples alike)."""
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from nodes(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from nodes(v)
+
+
 def deref(doc: dict[str, Any], node: Any) -> Any:
     """Follow internal ``#/...`` refs until a node without ``$ref``."""
     seen: set[str] = set()

@@ -2799,7 +2799,7 @@ class ReviewBilledEventData(BaseModel):
     invoice_id: Annotated[
         str | None,
         Field(
-            description="Stripe invoice the charge is billed on (`in_...`); null until it is added to the monthly invoice, and always null in the sandbox.",
+            description="Stripe invoice the charge is billed on (`in_...`); null until it is added to the monthly invoice; the sandbox issues a simulated invoice id (`in_sandbox...`) at once (P-011).",
             examples=["in_1PqR2sT3uV4wX5yZ"],
             pattern="^in_[A-Za-z0-9]{6,64}$",
         ),
@@ -7224,7 +7224,7 @@ class ReviewFee(BaseModel):
     invoice_id: Annotated[
         str | None,
         Field(
-            description="Stripe invoice the charge is billed on (`in_...`, monthly invoices); null until the charge has been added to an invoice, and always null in the sandbox.",
+            description="Stripe invoice the charge is billed on (`in_...`, monthly invoices); null until the charge has been added to an invoice; a simulated `in_sandbox...` id in the sandbox (P-011).",
             examples=["in_1PqR2sT3uV4wX5yZ"],
             pattern="^in_[A-Za-z0-9]{6,64}$",
         ),

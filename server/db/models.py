@@ -304,3 +304,4 @@ class SandboxReferralProgress(Base):
 
 
 from server.db import models_pharmacy as _models_pharmacy  # noqa: E402,F401  (pharmacy tables on this Base)
+from server.db import models_prescriber as _models_prescriber  # noqa: E402,F401  (prescriber tables on this Base)

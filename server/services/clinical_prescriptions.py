@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from server import audit, clock, ids
+from server import audit, clock, context, ids
 from server.auth import AuthenticatedPartner
 from server.clock import iso
 from server.db.models import Patient, Referral, ReferralStatusHistory
@@ -174,6 +174,7 @@ class PrescriptionService:
                     field="/referral_id",
                 )
             return _Patient(patient, *self._location(session, patient))
+        context.raise_deferred()  # INLINE_PATIENT_INVALID from the schema step, judged here (x-error-deferred)
         inline = body["inline_patient"]
         self._check_inline(inline)
         return _Patient(None, inline["address"]["country"], inline["address"]["jurisdiction"], inline)

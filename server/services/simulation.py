@@ -422,14 +422,7 @@ class Simulation:
         return made
 
     def _bump_clock(self, partner_id: str, at: datetime) -> None:
-        """Keep sandbox time at or after the last transition written (the offset only grows)."""
-        with self.state.db.session() as session:
-            partner = session.get(Partner, partner_id)
-            if partner is None:
-                return
-            needed = (at - clock.real_now()).total_seconds()
-            if needed > (partner.clock_offset_seconds or 0.0):
-                partner.clock_offset_seconds = float(int(needed) + 1)
+        bump_clock(self.state, partner_id, at)
 
     # ---------------------------------------------------------------- advance a referral
 
@@ -638,6 +631,17 @@ class Simulation:
             events += made
             jobs_run += 1
         return jobs_run, events
+
+
+def bump_clock(state: AppState, partner_id: str, at: datetime) -> None:
+    """Keep sandbox time at or after the last transition written (the offset only grows)."""
+    with state.db.session() as session:
+        partner = session.get(Partner, partner_id)
+        if partner is None:
+            return
+        needed = (at - clock.real_now()).total_seconds()
+        if needed > (partner.clock_offset_seconds or 0.0):
+            partner.clock_offset_seconds = float(int(needed) + 1)
 
 
 def invalid_transition(referral_id: str, current: str, target: str) -> ApiError:

@@ -6,7 +6,6 @@ import copy
 import uuid
 from datetime import date, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from server.db.models import Event
@@ -270,17 +269,20 @@ def test_validation_order(sandbox):
         assert (r.status_code, code(r)) == (status, expected), (body, r.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapter judges inline_patient's shape in the schema step; x-validation-order puts INLINE_PATIENT_INVALID "
-    "after PRESCRIBER_NOT_FOUND (needs an adapter hook to defer it)",
-)
 def test_inline_shape_is_judged_after_the_prescriber(sandbox):
+    """x-error-deferred: INLINE_PATIENT_INVALID ranks after the prescriber checks (x-validation-order)."""
     p = sandbox.partner("clinical")
     bad = inline()
     bad["email"] = "not-an-email"
     r = submit(sandbox, p, rx("pres_doesnotexist", inline_patient=bad))
     assert code(r) == "PRESCRIBER_NOT_FOUND"
+    pres = prescriber(sandbox, p)
+    r = submit(sandbox, p, rx(pres, inline_patient=bad))
+    assert r.status_code == 400 and code(r) == "INLINE_PATIENT_INVALID"
+    assert r.json()["error"]["details"]["errors"][0]["path"] == "/inline_patient/email"
+    # an error outside the deferred property is still judged in the schema step
+    r = submit(sandbox, p, {**rx("pres_doesnotexist", inline_patient=bad), "notes": 7})
+    assert code(r) == "INVALID_BODY"
 
 
 def test_production_refuses_sandbox_codes(sandbox_factory):

@@ -559,8 +559,6 @@ class PrescriberService:
     def submit(self, partner: AuthenticatedPartner, body: dict[str, Any]) -> SubmitResult:
         """The checks of x-validation-order after the schema's, in order, each short-circuiting."""
         patient_in = body["patient"]
-        if body.get("preferred_pharmacy_id") is not None and body.get("pharmacy_preference") != "stealth":
-            raise _invalid_body("/preferred_pharmacy_id", "is only allowed with pharmacy_preference stealth")
         dob = date.fromisoformat(patient_in["date_of_birth"])
         now = self._now(partner)
         if dob >= now.date() or dob.year < 1900:

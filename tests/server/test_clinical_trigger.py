@@ -5,6 +5,7 @@ GET /partner/events, valid against the spec's webhook schema, and delivered to t
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -103,7 +104,7 @@ def test_clinical_event_fires_from_its_state_change(
     times = [clock.parse_iso(e["occurred_at"]) for e in body["events"]]
     assert times == sorted(times) and times[0] >= before - timedelta(seconds=1)
     distinct = sorted(set(times))
-    assert all(b - a == timedelta(seconds=1) for a, b in zip(distinct, distinct[1:], strict=False))
+    assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(distinct))
     if len(EXPECTED[event_type]) > len(ENROLLED) or event_type == "prescription.rejected":
         assert len(distinct) == 2
     # each listed event is stored as sent, valid against the spec's webhook schema

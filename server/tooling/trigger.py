@@ -1,6 +1,7 @@
 """`stealth trigger <event_type>`: make a webhook event fire in the sandbox, with every event before
 it in the lifecycle (POST /partner/sandbox/events/trigger creates the referral and drives it along
-the legal transitions, like POST /partner/sandbox/referrals/{id}/advance)."""
+the legal transitions, like POST /partner/sandbox/referrals/{id}/advance; for clinical event types it
+enrolls a synthetic patient, or has a synthetic prescriber submit a prescription)."""
 
 from __future__ import annotations
 

@@ -196,6 +196,9 @@ def test_clinical_trigger_options_and_errors(sandbox: Any, schemas: Any) -> None
     assert again.status_code == 409, again.text
     assert again.json()["error"]["code"] == "INVALID_TRANSITION"
     schemas.component("ErrorResponse", again.json())
+    # referral_id drives referral.* events only (TriggerEventRequest's dependentSchemas)
+    with_id = _trigger(sandbox, creds, "patient.updated", referral_id=referral_id)
+    assert with_id.status_code == 400 and with_id.json()["error"]["code"] == "INVALID_BODY"
     for event_type in ("transaction.succeeded", "prescription.received"):
         bad = _trigger(sandbox, creds, event_type, product_category="weight-loss")
         assert bad.status_code == 422, bad.text

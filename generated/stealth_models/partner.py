@@ -7792,7 +7792,9 @@ class TriggerEventRequest(BaseModel):
     `partner_reference` and `metadata`; `denial_category` is only allowed with `referral.denied`, `cancelled_by`
     with `referral.cancelled`, `exception_type` with `referral.delivery_exception` (400 INVALID_BODY otherwise).
     `product_category`, `partner_reference` and `metadata` describe the referral created for `referral.*` and
-    clinical event types and are ignored for prescriber event types.
+    clinical event types and are ignored for prescriber event types; for `prescription.*` only `product_category`
+    is used (the category of the medication prescribed), since POST /partner/prescriptions names and describes the
+    synthetic referral it creates for the inline patient.
 
     """
 

@@ -473,7 +473,11 @@ class Simulation:
         error = tier_error(partner.tier, event_type)
         if error is not None:
             raise error
-        if not event_type.startswith("referral."):
+        if partner.tier == "clinical" and not event_type.startswith("referral."):
+            from server.services.clinical_trigger import trigger_clinical  # imports this module
+
+            return trigger_clinical(self.state, partner, body)
+        if not event_type.startswith("referral."):  # prescriber tier
             raise ApiError(
                 "SERVICE_UNAVAILABLE",
                 f"Event type {event_type} cannot be triggered yet: this sandbox does not serve the "

@@ -9,7 +9,6 @@ from typing import Any
 
 from server import clock, context, serializers
 from server.errors import ApiError
-from server.services.prescriber_simulation import TRIGGERABLE as PRESCRIBER_TRIGGERABLE
 from server.state import AppState
 from server.webhooks.runtime import get_runtime
 
@@ -65,6 +64,4 @@ class SandboxHandlers:
 
     def trigger_event(self, body: dict[str, Any]) -> JSON:
         partner = _partner()
-        if partner.tier == "prescriber" and body["event_type"] in PRESCRIBER_TRIGGERABLE:
-            return self.runtime.clock.prescriber.trigger(partner, body["event_type"]), 200
         return self.runtime.simulation.trigger(partner, body), 200

@@ -477,14 +477,10 @@ class Simulation:
             from server.services.clinical_trigger import trigger_clinical  # imports this module
 
             return trigger_clinical(self.state, partner, body)
-        if not event_type.startswith("referral."):  # prescriber tier
-            raise ApiError(
-                "SERVICE_UNAVAILABLE",
-                f"Event type {event_type} cannot be triggered yet: this sandbox does not serve the "
-                f"{partner.tier} tier's objects.",
-                {"event_type": event_type},
-                headers={"Retry-After": "3600"},
-            )
+        if not event_type.startswith("referral."):  # prescriber tier (tier_error let nothing else through)
+            from server.services.prescriber_simulation import PrescriberSimulation  # imports this module
+
+            return PrescriberSimulation(self.state).trigger(partner, event_type)
         referral_id = body.get("referral_id")
         if referral_id is None:
             referral_id = self._create_for_trigger(partner, body)

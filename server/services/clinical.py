@@ -333,7 +333,10 @@ def emit(
         referral.partner_reference if referral is not None else None
     )
     payload["data"] = data
-    payload["metadata"] = dict(referral.metadata_ or {}) if referral is not None else dict(metadata or {})
+    if metadata is not None:  # the object's own metadata (a prescription's, C-022), else the referral's
+        payload["metadata"] = dict(metadata)
+    else:
+        payload["metadata"] = dict(referral.metadata_ or {}) if referral is not None else {}
     payload["created_at"] = iso(at)
     return add_event(
         session,

@@ -347,6 +347,7 @@ class PrescriptionService:
             prescriber_id=prescriber.id,
             medications=medications,
             notes=body.get("notes"),
+            metadata_=dict(body.get("metadata") or {}),
             fulfillment_status="queued",
             created_at=now,
             updated_at=now,
@@ -408,7 +409,16 @@ class PrescriptionService:
         )
         for event_type, top, data in events:
             clinical.emit(
-                session, partner.id, event_type, now, referral, top, data, partner_reference=reference
+                session,
+                partner.id,
+                event_type,
+                now,
+                referral,
+                top,
+                data,
+                partner_reference=reference,
+                # prescription.* echo the prescription's metadata (C-022); patient.* the referral's
+                metadata=rx.metadata_ if event_type.startswith("prescription.") else None,
             )
         return serialize(rx)
 

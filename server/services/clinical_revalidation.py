@@ -96,5 +96,6 @@ def revalidate(
         },
         partner_reference=rx.partner_reference
         or (referral.partner_reference if referral is not None else None),
+        metadata=rx.metadata_ or {},
     )
     return Rejection(error.code, error.message, event)

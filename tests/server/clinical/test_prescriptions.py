@@ -83,7 +83,8 @@ def _events(sandbox, partner_id, event_type):
 def test_inline_patient_end_to_end(sandbox, schemas):
     p = sandbox.partner("clinical")
     pres = prescriber(sandbox, p)
-    r = submit(sandbox, p, rx(pres, partner_reference="PRX-12345", notes="note", inline_patient=inline()))
+    body = rx(pres, partner_reference="PRX-12345", notes="note", inline_patient=inline())
+    r = submit(sandbox, p, {**body, "metadata": {"order": "A-77"}})
     assert r.status_code == 201, r.text
     out = r.json()
     schemas.component("PartnerPrescription", out)
@@ -115,6 +116,7 @@ def test_inline_patient_end_to_end(sandbox, schemas):
     (received,) = _events(sandbox, p.partner_id, "prescription.received")
     schemas.webhook("prescription.received", received)
     assert received["data"]["prescription_id"] == out["prescription_id"]
+    assert received["metadata"] == {"order": "A-77"}  # the prescription's own metadata (C-022)
     (created,) = _events(sandbox, p.partner_id, "patient.created")
     schemas.webhook("patient.created", created)
 

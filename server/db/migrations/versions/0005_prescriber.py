@@ -69,9 +69,16 @@ def upgrade() -> None:
         "ix_prescriber_appointments_partner_status", "prescriber_appointments", ["partner_id", "status"]
     )
     op.create_index(op.f("ix_prescriber_appointments_patient_id"), "prescriber_appointments", ["patient_id"])
+    # partner flows find the pharmacy order they created by (source, source_ref)
+    op.create_index(
+        "ix_pharmacy_medication_requests_source", "pharmacy_medication_requests", ["source", "source_ref"]
+    )
+    # metadata sent with POST /partner/prescriptions, echoed in prescription.* events (C-022)
+    op.add_column("partner_prescriptions", sa.Column("metadata", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("partner_prescriptions", "metadata")
     op.drop_index("ix_pharmacy_medication_requests_source", table_name="pharmacy_medication_requests")
     op.drop_index(op.f("ix_prescriber_appointments_patient_id"), table_name="prescriber_appointments")
     op.drop_index("ix_prescriber_appointments_partner_status", table_name="prescriber_appointments")

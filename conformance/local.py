@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -35,19 +35,65 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def stealth(env: dict[str, str], *args: str) -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "server.cli", *args, "--json"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise SystemExit(
-            f"`stealth {' '.join(args)}` failed ({out.returncode}):\n{out.stderr.strip()[-2000:]}"
-        )
-    return json.loads(out.stdout)
+# Who each tier's run uses: (primary role, second role). The second partner is referral-tier, so a clinical or
+# prescriber run checks tier enforcement and that partner B never sees partner A's objects.
+RUNS: dict[str, tuple[str, str]] = {
+    "referral": ("referral", "second"),
+    "clinical": ("clinical", "second"),
+    "prescriber": ("prescriber", "second"),
+}
+# role -> (tier, receives webhooks)
+ROLES: dict[str, tuple[str, bool]] = {
+    "referral": ("referral", True),
+    "second": ("referral", False),
+    "clinical": ("clinical", True),
+    "prescriber": ("prescriber", True),
+}
+
+
+def sandbox_env(state: Path, *, faults: tuple[str, ...] = (), rate_limit: int = RATE_LIMIT) -> dict[str, str]:
+    """The environment of a fresh sandbox in ``state`` (SQLite, background jobs on, no auto-advance)."""
+    env = {
+        **os.environ,
+        "STEALTH_STATE_DIR": str(state / ".stealth"),
+        "STEALTH_DATABASE_URL": f"sqlite:///{state / 'sandbox.db'}",
+        "STEALTH_ENVIRONMENT": "sandbox",
+        "STEALTH_RATE_LIMIT_PER_MINUTE": str(rate_limit),
+        "STEALTH_AUTO_ADVANCE_SECONDS": "0",
+        "STEALTH_BACKGROUND_JOBS": "1",
+        "STEALTH_TEST_FAULTS": ",".join(faults),
+    }
+    env.pop("STEALTH_REDIS_URL", None)
+    return env
+
+
+def provision(env: dict[str, str], roles: list[str], hook_url: str) -> dict[str, dict[str, str]]:
+    """Create one partner per role in the sandbox's database (what `stealth partner create` does)."""
+    from server.config import Settings
+    from server.crypto import SecretBox, load_or_create_key
+    from server.db.engine import Database
+    from server.services.partners import create_partner
+
+    settings = Settings.from_env(env, cwd=REPO)
+    db = Database(settings.database_url)
+    try:
+        db.migrate()
+        box = SecretBox(load_or_create_key(settings))
+        out = {}
+        for role in roles:
+            tier, hooks = ROLES[role]
+            creds = create_partner(
+                db,
+                box,
+                tier=tier,
+                environment=settings.environment,
+                name=f"Conformance {role}",
+                webhook_url=hook_url if hooks else None,
+            )
+            out[role] = creds.as_dict()
+        return out
+    finally:
+        db.dispose()
 
 
 @contextlib.contextmanager
@@ -81,6 +127,120 @@ def sandbox(env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
                 proc.kill()
 
 
+@dataclass
+class LocalSandbox:
+    base_url: str
+    partners: dict[str, dict[str, str]]
+    receiver_port: int
+
+    @property
+    def hook_url(self) -> str:
+        return f"http://127.0.0.1:{self.receiver_port}/webhooks"
+
+    def run_args(self, tier: str, report_dir: Path, spec: Path | None = None) -> list[str]:
+        """`conformance run` arguments for one tier's run against this sandbox."""
+        first, second = RUNS[tier]
+        primary, other = self.partners[first], self.partners[second]
+        args = [
+            "run",
+            "--base-url",
+            self.base_url,
+            "--partner-id",
+            primary["partner_id"],
+            "--api-key",
+            primary["api_key"],
+            "--tier",
+            tier,
+            "--second-partner-id",
+            other["partner_id"],
+            "--second-api-key",
+            other["api_key"],
+            "--second-tier",
+            other["tier"],
+            "--webhook-listen",
+            f"127.0.0.1:{self.receiver_port}",
+            "--webhook-public-url",
+            self.hook_url,
+            "--webhook-secret",
+            primary["webhook_secret"],
+            "--report-dir",
+            str(report_dir),
+            "--allow-writes",
+        ]
+        # The full bundle: the suite derives the tier's subset itself and still needs the sandbox controls.
+        if spec is not None and spec.is_file():
+            args += ["--spec", str(spec)]
+        return args
+
+
+_SPEC_DOCUMENT: dict[str, object] = {}
+
+
+@contextlib.contextmanager
+def sandbox_in_process(env: dict[str, str], port: int) -> Iterator[str]:
+    """The same app as `stealth serve` (create_app, lifespan and background jobs) on a thread of this process.
+
+    For the suite's own tests, which start many sandboxes: no interpreter start and the spec bundled once.
+    Background jobs follow this process' STEALTH_BACKGROUND_JOBS (set it to 1 under pytest).
+    """
+    import threading
+
+    import uvicorn
+
+    from server import faults
+    from server.app import build_state, create_app
+    from server.config import Settings
+
+    settings = Settings.from_env(env, cwd=REPO).with_(port=port)
+    if "document" not in _SPEC_DOCUMENT:
+        from server.spec import load_spec
+
+        _SPEC_DOCUMENT["document"] = load_spec(settings.spec_dir)
+    state = build_state(settings, spec_document=_SPEC_DOCUMENT["document"])  # type: ignore[arg-type]
+    app = create_app(settings, state=state)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="sandbox", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the in-process sandbox did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        state.db.dispose()
+        faults.configure(())
+
+
+@contextlib.contextmanager
+def local_sandbox(
+    tiers: list[str],
+    log_path: Path,
+    *,
+    faults: tuple[str, ...] = (),
+    rate_limit: int = RATE_LIMIT,
+    in_process: bool = False,
+) -> Iterator[LocalSandbox]:
+    """A fresh sandbox on a throwaway SQLite database with the partners the given tiers' runs need.
+
+    ``faults`` are test faults (STEALTH_TEST_FAULTS, server/faults.py); ``in_process`` runs the app on a thread
+    of this process instead of a `stealth serve` subprocess (the suite's tests).
+    """
+    roles = sorted({role for t in tiers for role in RUNS[t]})
+    with tempfile.TemporaryDirectory(prefix="stealth-conformance-") as tmp:
+        env = sandbox_env(Path(tmp), faults=faults, rate_limit=rate_limit)
+        receiver_port = free_port()
+        partners = provision(env, roles, f"http://127.0.0.1:{receiver_port}/webhooks")
+        server = sandbox_in_process(env, free_port()) if in_process else sandbox(env, free_port(), log_path)
+        with server as base:
+            yield LocalSandbox(base, partners, receiver_port)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -91,110 +251,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec-dir", type=Path, default=REPO / "build" / "openapi")
     args = parser.parse_args(argv)
     tiers = [t.strip() for t in args.tiers.split(",") if t.strip()]
+    unknown = [t for t in tiers if t not in RUNS]
+    if unknown:
+        parser.error(f"unknown tier(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
+    from conformance.cli import main as conformance_main
 
-    with tempfile.TemporaryDirectory(prefix="stealth-conformance-") as tmp:
-        state = Path(tmp)
-        env = {
-            **os.environ,
-            "STEALTH_STATE_DIR": str(state / ".stealth"),
-            "STEALTH_DATABASE_URL": f"sqlite:///{state / 'sandbox.db'}",
-            "STEALTH_ENVIRONMENT": "sandbox",
-            "STEALTH_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT),
-            "STEALTH_AUTO_ADVANCE_SECONDS": "0",
-            "STEALTH_BACKGROUND_JOBS": "1",
-        }
-        env.pop("STEALTH_REDIS_URL", None)
-        receiver_port = free_port()
-        hook_url = f"http://127.0.0.1:{receiver_port}/webhooks"
-        partners = {
-            "referral": stealth(
-                env,
-                "partner",
-                "create",
-                "--tier",
-                "referral",
-                "--name",
-                "Conformance A",
-                "--webhook-url",
-                hook_url,
-            ),
-            "second": stealth(env, "partner", "create", "--tier", "referral", "--name", "Conformance B"),
-            "clinical": stealth(
-                env,
-                "partner",
-                "create",
-                "--tier",
-                "clinical",
-                "--name",
-                "Conformance C",
-                "--webhook-url",
-                hook_url,
-            ),
-            "prescriber": stealth(
-                env,
-                "partner",
-                "create",
-                "--tier",
-                "prescriber",
-                "--name",
-                "Conformance D",
-                "--webhook-url",
-                hook_url,
-            ),
-        }
-        port = free_port()
-        args.report_dir.mkdir(parents=True, exist_ok=True)
-        failed: list[str] = []
-        started = time.monotonic()
-        with sandbox(env, port, args.report_dir / "sandbox.log") as base:
-            from conformance.cli import main as conformance_main
-
-            for tier in tiers:
-                primary, second = partners[tier], partners["second"]
-                # The full bundle: the suite derives the tier's subset itself and still needs the sandbox controls.
-                spec = args.spec_dir / "partner-api.json"
-                run = [
-                    "run",
-                    "--base-url",
-                    base,
-                    "--partner-id",
-                    primary["partner_id"],
-                    "--api-key",
-                    primary["api_key"],
-                    "--tier",
-                    tier,
-                    "--second-partner-id",
-                    second["partner_id"],
-                    "--second-api-key",
-                    second["api_key"],
-                    "--second-tier",
-                    "referral",
-                    "--webhook-listen",
-                    f"127.0.0.1:{receiver_port}",
-                    "--webhook-public-url",
-                    hook_url,
-                    "--webhook-secret",
-                    primary["webhook_secret"],
-                    "--report-dir",
-                    str(args.report_dir / tier),
-                    "--allow-writes",
-                ]
-                if spec.is_file():
-                    run += ["--spec", str(spec)]
-                if args.quick:
-                    run += ["--fuzz-max-examples", "3", "--fuzz-phases", "examples,coverage"]
-                print(f"== conformance: {tier} tier against {base}", flush=True)
-                code = conformance_main(run)
-                if code != 0:
-                    failed.append(f"{tier} (exit {code})")
-        print(
-            f"== conformance: {len(tiers)} tier run(s) in {time.monotonic() - started:.0f} s; "
-            f"reports in {args.report_dir}"
-        )
-        if failed:
-            print("== conformance FAILED: " + ", ".join(failed), file=sys.stderr)
-            return 1
-        return 0
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+    started = time.monotonic()
+    with local_sandbox(tiers, args.report_dir / "sandbox.log") as sb:
+        for tier in tiers:
+            run = sb.run_args(tier, args.report_dir / tier, args.spec_dir / "partner-api.json")
+            if args.quick:
+                run += ["--fuzz-max-examples", "3", "--fuzz-phases", "examples,coverage"]
+            print(f"== conformance: {tier} tier against {sb.base_url}", flush=True)
+            code = conformance_main(run)
+            if code != 0:
+                failed.append(f"{tier} (exit {code})")
+    print(
+        f"== conformance: {len(tiers)} tier run(s) in {time.monotonic() - started:.0f} s; "
+        f"reports in {args.report_dir}"
+    )
+    if failed:
+        print("== conformance FAILED: " + ", ".join(failed), file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Run the conformance suite against a fresh local sandbox (what `make conformance` does).
 
 Starts `stealth serve` on a throwaway SQLite database, provisions the partners the suite needs
-(two referral-tier partners, one clinical, one prescriber, webhooks pointed at the suite's receiver),
+(two partners of each tier run plus a referral-tier one, webhooks pointed at the suite's receiver),
 runs the suite once per tier, and exits non-zero when any run fails.
 
     python -m conformance.local [--tiers referral,clinical,prescriber] [--quick] [--report-dir DIR]
@@ -24,9 +24,10 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-# The suite caps itself at 80% of the limit and its burst check sends limit + 20 requests,
-# so the limit is high enough for a quick run and low enough for the burst to finish in seconds.
-RATE_LIMIT = 1200
+# The suite caps itself at 80% of the limit (40 requests/s) and its burst check runs last, when the sliding
+# window already holds most of that: high enough that the rate cap is not what bounds a run, low enough for
+# the burst to reach the limit within its 30 s.
+RATE_LIMIT = 3000
 
 
 def free_port() -> int:
@@ -35,19 +36,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# Who each tier's run uses: (primary role, second role). The second partner is referral-tier, so a clinical or
-# prescriber run checks tier enforcement and that partner B never sees partner A's objects.
-RUNS: dict[str, tuple[str, str]] = {
-    "referral": ("referral", "second"),
-    "clinical": ("clinical", "second"),
-    "prescriber": ("prescriber", "second"),
+# Who each tier's run uses: (primary role, second role, referral-tier probe role or None). In a clinical or
+# prescriber run partner B has the same tier as partner A, so object-level authorization is tested over every
+# operation of the tier (not just refused by tier), and a third, referral-tier partner checks tier enforcement
+# and that no PHI reaches the referral tier.
+RUNS: dict[str, tuple[str, str, str | None]] = {
+    "referral": ("referral", "second", None),
+    "clinical": ("clinical", "clinical_b", "second"),
+    "prescriber": ("prescriber", "prescriber_b", "second"),
 }
 # role -> (tier, receives webhooks)
 ROLES: dict[str, tuple[str, bool]] = {
     "referral": ("referral", True),
     "second": ("referral", False),
     "clinical": ("clinical", True),
+    "clinical_b": ("clinical", False),
     "prescriber": ("prescriber", True),
+    "prescriber_b": ("prescriber", False),
 }
 
 
@@ -139,7 +144,7 @@ class LocalSandbox:
 
     def run_args(self, tier: str, report_dir: Path, spec: Path | None = None) -> list[str]:
         """`conformance run` arguments for one tier's run against this sandbox."""
-        first, second = RUNS[tier]
+        first, second, probe = RUNS[tier]
         primary, other = self.partners[first], self.partners[second]
         args = [
             "run",
@@ -157,6 +162,16 @@ class LocalSandbox:
             other["api_key"],
             "--second-tier",
             other["tier"],
+            *(
+                [
+                    "--referral-partner-id",
+                    self.partners[probe]["partner_id"],
+                    "--referral-api-key",
+                    self.partners[probe]["api_key"],
+                ]
+                if probe
+                else []
+            ),
             "--webhook-listen",
             f"127.0.0.1:{self.receiver_port}",
             "--webhook-public-url",
@@ -231,7 +246,7 @@ def local_sandbox(
     ``faults`` are test faults (STEALTH_TEST_FAULTS, server/faults.py); ``in_process`` runs the app on a thread
     of this process instead of a `stealth serve` subprocess (the suite's tests).
     """
-    roles = sorted({role for t in tiers for role in RUNS[t]})
+    roles = sorted({role for t in tiers for role in RUNS[t] if role})
     with tempfile.TemporaryDirectory(prefix="stealth-conformance-") as tmp:
         env = sandbox_env(Path(tmp), faults=faults, rate_limit=rate_limit)
         receiver_port = free_port()

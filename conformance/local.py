@@ -24,9 +24,8 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-# The suite caps itself at 80% of the limit (40 requests/s) and its burst check runs last, when the sliding
-# window already holds most of that: high enough that the rate cap is not what bounds a run, low enough for
-# the burst to reach the limit within its 30 s.
+# The sandbox default limit: the suite caps itself at 80% of the primary partner's (40 requests/s), so the
+# rate cap is not what bounds a run.
 RATE_LIMIT = 3000
 
 
@@ -45,14 +44,15 @@ RUNS: dict[str, tuple[str, str, str | None]] = {
     "clinical": ("clinical", "clinical_b", "second"),
     "prescriber": ("prescriber", "prescriber_b", "second"),
 }
-# role -> (tier, receives webhooks)
-ROLES: dict[str, tuple[str, bool]] = {
-    "referral": ("referral", True),
-    "second": ("referral", False),
-    "clinical": ("clinical", True),
-    "clinical_b": ("clinical", False),
-    "prescriber": ("prescriber", True),
-    "prescriber_b": ("prescriber", False),
+# role -> (tier, receives webhooks, own rate limit per minute or None for the sandbox default). The referral-tier
+# second partner has a low limit of its own: the suite bursts with the lowest-limit key, which then takes seconds.
+ROLES: dict[str, tuple[str, bool, int | None]] = {
+    "referral": ("referral", True, None),
+    "second": ("referral", False, 300),
+    "clinical": ("clinical", True, None),
+    "clinical_b": ("clinical", False, None),
+    "prescriber": ("prescriber", True, None),
+    "prescriber_b": ("prescriber", False, None),
 }
 
 
@@ -86,7 +86,7 @@ def provision(env: dict[str, str], roles: list[str], hook_url: str) -> dict[str,
         box = SecretBox(load_or_create_key(settings))
         out = {}
         for role in roles:
-            tier, hooks = ROLES[role]
+            tier, hooks, limit = ROLES[role]
             creds = create_partner(
                 db,
                 box,
@@ -94,6 +94,7 @@ def provision(env: dict[str, str], roles: list[str], hook_url: str) -> dict[str,
                 environment=settings.environment,
                 name=f"Conformance {role}",
                 webhook_url=hook_url if hooks else None,
+                rate_limit_per_minute=limit,
             )
             out[role] = creds.as_dict()
         return out

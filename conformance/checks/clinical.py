@@ -49,7 +49,8 @@ def _inline_prescription(ctx: Context, op: Operation, prescriber_id: str) -> dic
     return body
 
 
-def _register(ctx: Context, res: CheckResult) -> str | None:
+def _register(ctx: Context, res: CheckResult, *, record: bool = True) -> str | None:
+    """Register the documented example prescriber; ``record`` lets later checks use it (not a deactivated one)."""
     op = _op(ctx, "createPrescriber")
     if op is None:
         return None
@@ -63,7 +64,8 @@ def _register(ctx: Context, res: CheckResult) -> str | None:
     if ex.status != 201 or not isinstance(pid, str):
         res.fail(f"registering the documented example prescriber: expected 201, got {describe(ex)}", ex)
         return None
-    ctx.created.setdefault(op.path, []).append((ex.json, ctx.primary))
+    if record:
+        ctx.created.setdefault(op.path, []).append((ex.json, ctx.primary))
     return pid
 
 
@@ -102,7 +104,7 @@ def prescriber_inactive(ctx: Context, res: CheckResult) -> None:
     if deactivate is None or create_rx is None:
         res.omit("the tier has no prescriber deactivation or partner prescriptions")
         return
-    pid = _register(ctx, res)
+    pid = _register(ctx, res, record=False)
     if pid is None:
         return
     ex = ctx.client.op_request(deactivate, creds=ctx.primary, path_values={"prescriber_id": pid})

@@ -276,15 +276,16 @@ def _fresh_body(ctx: Context, op: Operation, key: str) -> dict[str, Any] | None:
     if (op.method, op.path) == CREATE:
         return referral_body(ctx, ctx.primary, "idem")
     # Point the example's references (prescriber_id, referral_id, ...) at objects this run created: the spec's
-    # example ids belong to nobody on a real deployment. The first example whose references all resolve wins
-    # (e.g. a prescription for an inline patient when the run has no patient of its own), else the first one.
+    # example ids belong to nobody on a real deployment. The example with the fewest references that all resolve
+    # wins (a prescription for an inline patient needs only a prescriber of the run), else the first one.
     own: dict[str, set[str]] = {}
     for objs in ctx.created.values():
         for obj, creds in objs:
             if creds is ctx.primary:
                 harvest_ids(obj, own)
     candidates = [b for b in op.request_examples() if isinstance(b, dict)]
-    for body in candidates:
+    by_refs = sorted(candidates, key=lambda b: sum(1 for k in b if k.endswith("_id")))
+    for body in by_refs:
         unresolved = [k for k in body if k.endswith("_id") and isinstance(body[k], str) and not own.get(k)]
         for k in list(body):
             if k.endswith("_id") and isinstance(body[k], str) and own.get(k):

@@ -38,21 +38,23 @@ def free_port() -> int:
 # Who each tier's run uses: (primary role, second role, referral-tier probe role or None). In a clinical or
 # prescriber run partner B has the same tier as partner A, so object-level authorization is tested over every
 # operation of the tier (not just refused by tier), and a third, referral-tier partner checks tier enforcement
-# and that no PHI reaches the referral tier.
+# and that no PHI reaches the referral tier. No partner is shared between tiers: the runs go in parallel.
 RUNS: dict[str, tuple[str, str, str | None]] = {
-    "referral": ("referral", "second", None),
-    "clinical": ("clinical", "clinical_b", "second"),
-    "prescriber": ("prescriber", "prescriber_b", "second"),
+    "referral": ("referral", "referral_b", None),
+    "clinical": ("clinical", "clinical_b", "clinical_ref"),
+    "prescriber": ("prescriber", "prescriber_b", "prescriber_ref"),
 }
-# role -> (tier, receives webhooks, own rate limit per minute or None for the sandbox default). The referral-tier
-# second partner has a low limit of its own: the suite bursts with the lowest-limit key, which then takes seconds.
-ROLES: dict[str, tuple[str, bool, int | None]] = {
-    "referral": ("referral", True, None),
-    "second": ("referral", False, 300),
-    "clinical": ("clinical", True, None),
-    "clinical_b": ("clinical", False, None),
-    "prescriber": ("prescriber", True, None),
-    "prescriber_b": ("prescriber", False, None),
+# role -> (tier, own rate limit per minute or None for the sandbox default). Each run's referral-tier helper has a
+# low limit of its own: the suite bursts with the lowest-limit key, which then takes seconds.
+ROLES: dict[str, tuple[str, int | None]] = {
+    "referral": ("referral", None),
+    "referral_b": ("referral", 300),
+    "clinical": ("clinical", None),
+    "clinical_b": ("clinical", None),
+    "clinical_ref": ("referral", 300),
+    "prescriber": ("prescriber", None),
+    "prescriber_b": ("prescriber", None),
+    "prescriber_ref": ("referral", 300),
 }
 
 
@@ -72,8 +74,11 @@ def sandbox_env(state: Path, *, faults: tuple[str, ...] = (), rate_limit: int = 
     return env
 
 
-def provision(env: dict[str, str], roles: list[str], hook_url: str) -> dict[str, dict[str, str]]:
-    """Create one partner per role in the sandbox's database (what `stealth partner create` does)."""
+def provision(env: dict[str, str], roles: list[str], hook_urls: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Create one partner per role in the sandbox's database (what `stealth partner create` does).
+
+    ``hook_urls``: role -> the webhook URL of that partner (the suite's receiver of its run).
+    """
     from server.config import Settings
     from server.crypto import SecretBox, load_or_create_key
     from server.db.engine import Database
@@ -86,14 +91,14 @@ def provision(env: dict[str, str], roles: list[str], hook_url: str) -> dict[str,
         box = SecretBox(load_or_create_key(settings))
         out = {}
         for role in roles:
-            tier, hooks, limit = ROLES[role]
+            tier, limit = ROLES[role]
             creds = create_partner(
                 db,
                 box,
                 tier=tier,
                 environment=settings.environment,
                 name=f"Conformance {role}",
-                webhook_url=hook_url if hooks else None,
+                webhook_url=hook_urls.get(role),
                 rate_limit_per_minute=limit,
             )
             out[role] = creds.as_dict()
@@ -137,11 +142,10 @@ def sandbox(env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
 class LocalSandbox:
     base_url: str
     partners: dict[str, dict[str, str]]
-    receiver_port: int
+    receiver_ports: dict[str, int]  # tier -> the port of that run's webhook receiver
 
-    @property
-    def hook_url(self) -> str:
-        return f"http://127.0.0.1:{self.receiver_port}/webhooks"
+    def hook_url(self, tier: str) -> str:
+        return f"http://127.0.0.1:{self.receiver_ports[tier]}/webhooks"
 
     def run_args(self, tier: str, report_dir: Path, spec: Path | None = None) -> list[str]:
         """`conformance run` arguments for one tier's run against this sandbox."""
@@ -174,9 +178,9 @@ class LocalSandbox:
                 else []
             ),
             "--webhook-listen",
-            f"127.0.0.1:{self.receiver_port}",
+            f"127.0.0.1:{self.receiver_ports[tier]}",
             "--webhook-public-url",
-            self.hook_url,
+            self.hook_url(tier),
             "--webhook-secret",
             primary["webhook_secret"],
             "--report-dir",
@@ -250,11 +254,48 @@ def local_sandbox(
     roles = sorted({role for t in tiers for role in RUNS[t] if role})
     with tempfile.TemporaryDirectory(prefix="stealth-conformance-") as tmp:
         env = sandbox_env(Path(tmp), faults=faults, rate_limit=rate_limit)
-        receiver_port = free_port()
-        partners = provision(env, roles, f"http://127.0.0.1:{receiver_port}/webhooks")
+        ports = {t: free_port() for t in tiers}
+        hooks = {RUNS[t][0]: f"http://127.0.0.1:{ports[t]}/webhooks" for t in tiers}
+        partners = provision(env, roles, hooks)
         server = sandbox_in_process(env, free_port()) if in_process else sandbox(env, free_port(), log_path)
         with server as base:
-            yield LocalSandbox(base, partners, receiver_port)
+            yield LocalSandbox(base, partners, ports)
+
+
+def run_parallel(runs: dict[str, list[str]]) -> dict[str, int]:
+    """One `python -m conformance` process per tier at once, each line of output prefixed with its tier.
+
+    The tiers' runs share nothing but the sandbox (own partners, receivers, clocks and rate-limit windows).
+    """
+    import threading
+
+    procs = {
+        tier: subprocess.Popen(
+            [sys.executable, "-m", "conformance", *run],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        for tier, run in runs.items()
+    }
+    width = max(len(t) for t in runs)
+    lock = threading.Lock()
+
+    def pump(tier: str, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with lock:
+                print(f"{tier:<{width}} | {line.rstrip()}", flush=True)
+
+    threads = [threading.Thread(target=pump, args=item, daemon=True) for item in procs.items()]
+    for t in threads:
+        t.start()
+    codes = {tier: proc.wait() for tier, proc in procs.items()}
+    for t in threads:
+        t.join(timeout=5)
+    return codes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,18 +311,18 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in tiers if t not in RUNS]
     if unknown:
         parser.error(f"unknown tier(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
-    from conformance.cli import main as conformance_main
-
     args.report_dir.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
     started = time.monotonic()
     with local_sandbox(tiers, args.report_dir / "sandbox.log") as sb:
+        runs = {}
         for tier in tiers:
             run = sb.run_args(tier, args.report_dir / tier, args.spec_dir / "partner-api.json")
             if args.quick:
                 run += ["--fuzz-max-examples", "3", "--fuzz-phases", "examples,coverage"]
-            print(f"== conformance: {tier} tier against {sb.base_url}", flush=True)
-            code = conformance_main(run)
+            runs[tier] = run
+        print(f"== conformance: {', '.join(tiers)} in parallel against {sb.base_url}", flush=True)
+        for tier, code in run_parallel(runs).items():
             if code != 0:
                 failed.append(f"{tier} (exit {code})")
     print(

@@ -22,6 +22,7 @@ FAULTS: dict[str, str] = {
     "missing_ratelimit_header": "GET /partner/referrals/{id} answers without X-RateLimit-Remaining",
     "wrong_error_code": "an unknown referral id gets the generic NOT_FOUND instead of REFERRAL_NOT_FOUND",
     "cross_partner_read": "GET /partner/referrals/{id} returns another partner's referral",
+    "cross_partner_patient_read": "the clinical patient operations serve another partner's patient",
     "retry_too_early": "the first webhook retry comes 10 s after the first attempt instead of 30 s",
     "event_id_per_attempt": "each webhook retry carries a new event id",
     "no_idempotency": "repeating a create with the same partner_reference and body gets 409, not the original",

@@ -23,7 +23,7 @@ from server import faults
 
 SPEC = REPO / "build" / "openapi" / "partner-api.json"
 
-# (fault, checks to run, the check that must fail)
+# (fault, checks to run, the check that must fail); referral-tier runs unless CLINICAL_FAULTS says otherwise
 SERVER_FAULT_CASES: list[tuple[str, list[str], str]] = [
     ("auth_skipped_on_products", ["auth.missing_credentials"], "auth.missing_credentials"),
     ("phi_leak", ["referrals.read_back", "phi.referral_responses"], "phi.referral_responses"),
@@ -41,7 +41,10 @@ SERVER_FAULT_CASES: list[tuple[str, list[str], str]] = [
     ("cancel_after_approval", ["state.cancel_after_approval"], "state.cancel_after_approval"),
     ("pagination_repeats", ["pagination.no_repeat_no_drop"], "pagination.no_repeat_no_drop"),
     ("no_rate_limit", ["ratelimit.burst"], "ratelimit.burst"),
+    # Partner A's patient (from a prescription for an inline patient) read by clinical partner B.
+    ("cross_partner_patient_read", ["clinical.intake_not_available", "bola.reads"], "bola.reads"),
 ]
+CLINICAL_FAULTS = {"cross_partner_patient_read"}
 
 pytestmark = pytest.mark.skipif(not SPEC.is_file(), reason="needs the bundle (make bundle)")
 
@@ -53,18 +56,18 @@ def _background_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_against_sandbox(
-    tmp_path: Path, fault: str | None, only: list[str], rate_limit: int = 1200
+    tmp_path: Path, fault: str | None, only: list[str], rate_limit: int = 1200, tier: str = "referral"
 ) -> tuple[int, dict[str, Any], str]:
     report_dir = tmp_path / "report"
     out = io.StringIO()
     with local_sandbox(
-        ["referral"],
+        [tier],
         tmp_path / "sandbox.log",
         faults=(fault,) if fault else (),
         rate_limit=rate_limit,
         in_process=True,
     ) as sb:
-        args = [*sb.run_args("referral", report_dir, SPEC), "--no-fuzz"]
+        args = [*sb.run_args(tier, report_dir, SPEC), "--no-fuzz"]
         for check_id in only:
             args += ["--only", check_id]
         with redirect_stdout(out):
@@ -89,7 +92,11 @@ def test_each_fault_in_the_real_sandbox_fails_a_named_check(
 ) -> None:
     # A low limit keeps the burst short; the others need room for the checks themselves.
     code, data, out = run_against_sandbox(
-        tmp_path, fault, only, rate_limit=120 if fault == "no_rate_limit" else 1200
+        tmp_path,
+        fault,
+        only,
+        rate_limit=120 if fault == "no_rate_limit" else 1200,
+        tier="clinical" if fault in CLINICAL_FAULTS else "referral",
     )
     st = statuses(data)
     assert st[check_id] == "fail", out
@@ -108,6 +115,15 @@ def test_the_same_checks_pass_against_the_correct_sandbox(tmp_path: Path) -> Non
     code, data, out = run_against_sandbox(tmp_path, None, only)
     st = statuses(data)
     for case in SERVER_FAULT_CASES:
-        if case[2] != "ratelimit.burst":
+        if case[2] != "ratelimit.burst" and case[0] not in CLINICAL_FAULTS:
             assert st[case[2]] == "pass", out
+    assert code == EXIT_OK, out
+
+
+def test_the_clinical_checks_pass_against_the_correct_sandbox(tmp_path: Path) -> None:
+    only = sorted({c for case in SERVER_FAULT_CASES if case[0] in CLINICAL_FAULTS for c in case[1]})
+    code, data, out = run_against_sandbox(tmp_path, None, [*only, "clinical.*"], tier="clinical")
+    st = statuses(data)
+    for check_id in (*only, "clinical.prescriber_registration", "clinical.prescriber_inactive"):
+        assert st[check_id] == "pass", out
     assert code == EXIT_OK, out

@@ -393,6 +393,11 @@ def run_fuzz(ctx: Context, out_dir: Path, settings: FuzzSettings) -> dict[str, C
         "errors": report.get("errors"),
         "command": report.get("command"),
     }
+    errors = report.get("errors") or []
+    if errors:
+        # Schemathesis' own errors (not the deployment's): some generated cases never ran. Said, not hidden.
+        what = ", ".join(f"{e.get('title')} x{e.get('count')}" for e in errors if isinstance(e, dict))
+        ctx.notes.append(f"schemathesis reported internal errors ({what}); see schemathesis-output.txt")
     for name, (cid, codes, _r) in FUZZ_CHECKS.items():
         res = results[cid]
         if not ctx.allow_writes and name in WRITE_ONLY:

@@ -88,8 +88,9 @@ test: install lint ## Everything CI runs: install, lint, bundle, pytest, and a r
 serve: $(STAMP) portal ## Run the reference sandbox on SQLite (http://127.0.0.1:8080, PORT to change; portal at /docs)
 	$(VENV)/bin/stealth serve
 
-# Tiers whose sandbox surface is complete; clinical and prescriber join as their issues land.
-CONFORMANCE_TIERS ?= referral
+# Tiers whose sandbox surface is complete (conformance/local.py provisions each one's partners); prescriber joins
+# as its issue lands: add it to this list.
+CONFORMANCE_TIERS ?= referral,clinical
 
 conformance: $(BUNDLES) ## Start a fresh local sandbox and run the full conformance suite against it (reports in build/conformance)
 	$(PY) -m conformance.local --tiers $(CONFORMANCE_TIERS) --report-dir build/conformance

@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=["referral", "clinical", "prescriber"],
         help="tier of the second partner's key (default: --tier)",
     )
+    r.add_argument(
+        "--referral-partner-id",
+        help="a referral-tier partner for tier enforcement and PHI checks when neither partner above is one",
+    )
+    r.add_argument("--referral-api-key")
     r.add_argument("--webhook-listen", help="HOST:PORT for the suite's webhook receiver")
     r.add_argument(
         "--webhook-public-url", help="the URL the deployment delivers to (the partner's webhook URL)"

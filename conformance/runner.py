@@ -30,6 +30,8 @@ class RunConfig:
     second_partner_id: str | None = None
     second_api_key: str | None = None
     second_tier: str | None = None
+    referral_partner_id: str | None = None  # a referral-tier key when neither partner above is one
+    referral_api_key: str | None = None
     webhook_listen: str | None = None
     webhook_public_url: str | None = None
     webhook_secret: str | None = None
@@ -102,6 +104,9 @@ def run(
     second = None
     if cfg.second_partner_id and cfg.second_api_key:
         second = Credentials(cfg.second_partner_id, cfg.second_api_key, cfg.second_tier or cfg.tier, "second")
+    referral_key = None
+    if cfg.referral_partner_id and cfg.referral_api_key:
+        referral_key = Credentials(cfg.referral_partner_id, cfg.referral_api_key, "referral", "referral")
     receiver = None
     if cfg.webhook_listen:
         if not cfg.webhook_secret:
@@ -115,6 +120,7 @@ def run(
         client=client,
         primary=primary,
         second=second,
+        referral_key=referral_key,
         tier=cfg.tier,
         environment=env,
         allow_writes=cfg.allow_writes,
@@ -232,7 +238,7 @@ def _finish(
     out: TextIO,
     config_error: bool = False,
 ) -> dict[str, Any]:
-    secrets = [cfg.api_key, cfg.second_api_key or "", cfg.webhook_secret or ""]
+    secrets = [cfg.api_key, cfg.second_api_key or "", cfg.referral_api_key or "", cfg.webhook_secret or ""]
     red = Redactor(ctx.spec, secrets)
     for ex in ctx.client.exchanges:
         red.learn_text(ex.response_text)

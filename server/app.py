@@ -20,7 +20,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
 
-from server import openapi_adapter
+from server import faults, openapi_adapter
 from server.config import Settings
 from server.crypto import SecretBox, load_or_create_key
 from server.db.engine import Database
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     openapi_adapter.install()
     settings = settings or (state.settings if state else Settings.from_env())
     state = state or build_state(settings)
+    faults.configure(settings.test_faults if settings.environment == "sandbox" else ())  # test-only switch
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from server import faults
+
 Environment = Literal["sandbox", "production"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +63,7 @@ class Settings:
     public_base_url: str | None = None
     redis_prefix: str = "stealth:rl:"
     portal_dir: Path = field(default=DEFAULT_PORTAL_DIR)
+    test_faults: frozenset[str] = frozenset()  # STEALTH_TEST_FAULTS (server/faults.py); never in production
 
     @property
     def base_url(self) -> str:
@@ -85,6 +88,12 @@ class Settings:
         secret_key = env.get("STEALTH_SECRET_KEY") or None
         if environment == "production" and not secret_key:
             raise ConfigError("STEALTH_SECRET_KEY is required in production (a Fernet key)")
+        try:
+            test_faults = faults.parse(env.get("STEALTH_TEST_FAULTS"))
+        except ValueError as exc:
+            raise ConfigError(f"STEALTH_TEST_FAULTS: {exc}") from None
+        if test_faults and environment == "production":
+            raise ConfigError("STEALTH_TEST_FAULTS is a test-only switch and is refused in production")
         return cls(
             database_url=database_url,
             state_dir=state_dir,
@@ -105,4 +114,5 @@ class Settings:
             allow_missing_spec=_bool(env.get("STEALTH_SPEC_ALLOW_MISSING"), False),
             public_base_url=env.get("STEALTH_PUBLIC_BASE_URL") or None,
             portal_dir=Path(env.get("STEALTH_PORTAL_DIR") or DEFAULT_PORTAL_DIR),
+            test_faults=test_faults,
         )

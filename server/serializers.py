@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from server import faults
 from server.auth import AuthenticatedPartner
 from server.clock import iso
 from server.db.models import Fulfillment, Payment, Product, Referral
@@ -55,6 +56,8 @@ def referral(r: Referral, partner: AuthenticatedPartner, base_url: str) -> dict[
             out["patient_id"] = r.patient_id
         if r.appointment_id:
             out["appointment_id"] = r.appointment_id
+    elif faults.active("phi_leak"):
+        out["patient_id"] = r.patient_id or "ptn_" + r.id.removeprefix("ref_")
     out.update(
         {
             "product_category": r.product_category,

@@ -16,7 +16,7 @@ import anyio
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import context
+from server import context, faults
 from server.errors import PayloadTooLarge
 from server.ratelimit import RateDecision
 from server.state import AppState
@@ -80,11 +80,16 @@ class EdgeMiddleware:
                         out[name] = value
                 for name, value in ctx.extra_headers.items():
                     out.setdefault(name, value)
+                if (
+                    faults.active("missing_ratelimit_header")
+                    and getattr(ctx.operation, "operation_id", "") == "getReferral"
+                ):
+                    del out["X-RateLimit-Remaining"]
             await send(message)
 
         try:
             ctx.rate = await self._rate(headers, ctx)
-            if ctx.rate is not None and not ctx.rate.allowed:
+            if ctx.rate is not None and not ctx.rate.allowed and not faults.active("no_rate_limit"):
                 await self._reject(
                     send_wrapper,
                     "RATE_LIMIT_EXCEEDED",

@@ -38,6 +38,7 @@ class RequestContext:
     partner: AuthenticatedPartner | None = None
     rate: RateDecision | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
+    log_fields: dict[str, Any] = field(default_factory=dict)  # redacted bodies (STEALTH_LOG_BODIES)
 
 
 current: ContextVar[RequestContext | None] = ContextVar("stealth_request_context", default=None)

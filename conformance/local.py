@@ -81,6 +81,29 @@ def sandbox(env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
                 proc.kill()
 
 
+def scan_sandbox_log(database_url: str, report_dir: Path) -> bool:
+    """Scan the sandbox's log for every PHI value the run stored; write phi-log-scan.json; True when clean."""
+    from conformance.phi_scan import scan_logs
+    from server.config import DEFAULT_SPEC_DIR
+    from server.spec import load_spec
+
+    log_path = report_dir / "sandbox.log"
+    searched, found = scan_logs(database_url, [log_path], load_spec(DEFAULT_SPEC_DIR))
+    size = log_path.stat().st_size if log_path.is_file() else 0
+    result = {
+        "log": log_path.name,
+        "log_bytes": size,
+        "phi_values_searched": searched,
+        "phi_values_found": len(found),
+    }
+    (report_dir / "phi-log-scan.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"== PHI log scan: {len(found)} of {searched} PHI values the run stored found in {log_path} ({size} bytes)",
+        flush=True,
+    )
+    return not found and searched > 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -102,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             "STEALTH_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT),
             "STEALTH_AUTO_ADVANCE_SECONDS": "0",
             "STEALTH_BACKGROUND_JOBS": "1",
+            # Redacted bodies at DEBUG: the log is scanned for the run's PHI afterwards (phi_scan).
+            "STEALTH_LOG_BODIES": "1",
+            "STEALTH_LOG_LEVEL": "debug",
         }
         env.pop("STEALTH_REDIS_URL", None)
         receiver_port = free_port()
@@ -191,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             f"== conformance: {len(tiers)} tier run(s) in {time.monotonic() - started:.0f} s; "
             f"reports in {args.report_dir}"
         )
+        if not scan_sandbox_log(env["STEALTH_DATABASE_URL"], args.report_dir):
+            failed.append("PHI in the sandbox log")
         if failed:
             print("== conformance FAILED: " + ", ".join(failed), file=sys.stderr)
             return 1

@@ -81,6 +81,8 @@ class EdgeMiddleware:
                         out[name] = value
                 for name, value in ctx.extra_headers.items():
                     out.setdefault(name, value)
+                if ctx.operation is not None and "cache-control" not in out:
+                    out["Cache-Control"] = "no-store"  # errors too: a validation message may quote PHI
             await send(message)
 
         try:

@@ -257,7 +257,9 @@ def _where(capture: CaptureHandler, values: set[str]) -> list[str]:
     for record, text in zip(capture.records, capture.texts()[::3], strict=True):
         for v in scan(text, values):
             i = text.find(v)
-            out.append(f"{record.name}: ...{text[max(0, i - 120) : i]}<PHI>{text[i + len(v) : i + len(v) + 60]}...")
+            out.append(
+                f"{record.name}: ...{text[max(0, i - 120) : i]}<PHI>{text[i + len(v) : i + len(v) + 60]}..."
+            )
     return out[:10]
 
 

@@ -125,9 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             "STEALTH_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT),
             "STEALTH_AUTO_ADVANCE_SECONDS": "0",
             "STEALTH_BACKGROUND_JOBS": "1",
-            # Redacted bodies at DEBUG: the log is scanned for the run's PHI afterwards (phi_scan).
+            # Redacted bodies and webhook payloads in the log, scanned for the run's PHI afterwards (phi_scan).
+            # INFO, not DEBUG: DEBUG's volume slows the server enough to starve the 30 s rate-limit burst check
+            # (tests/server/test_phi_logs.py proves the DEBUG case).
             "STEALTH_LOG_BODIES": "1",
-            "STEALTH_LOG_LEVEL": "debug",
+            "STEALTH_LOG_LEVEL": "info",
         }
         env.pop("STEALTH_REDIS_URL", None)
         receiver_port = free_port()

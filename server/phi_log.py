@@ -124,9 +124,10 @@ def exchange_fields(
     resp_body = _body(red, raw_resp, resp_type, op_phi.response(status) if op_phi else None, resp_trunc)
     out: dict[str, Any] = {}
     if query:
-        out["query"] = red.strings(query)
-    out["request_body"] = red.strings(req_body)
-    out["response_body"] = red.strings(resp_body)
+        out["query"] = query
+    out["request_body"] = req_body
+    # An error message may quote what the caller sent (a rejected email): mask those values in it.
+    out["response_body"] = red.strings(resp_body) if status >= 400 else resp_body
     return out
 
 

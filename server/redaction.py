@@ -14,6 +14,7 @@ when its name is marked ``x-phi`` anywhere in the spec.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,12 @@ class Shape:
 
 
 PHI = Shape(phi=True)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    form = match.group(0)
+    quoted = len(form) >= 2 and form[0] in "\"'" and form[-1] == form[0]
+    return f'"{MASK}"' if quoted else MASK
 
 
 def _merge(a: Shape | None, b: Shape | None, depth: int = 0) -> Shape | None:
@@ -197,6 +204,7 @@ class Redactor:
     def __init__(self, names: set[str]) -> None:
         self.names = names
         self.values: set[str] = set()
+        self._compiled: tuple[int, re.Pattern[str] | None] | None = None
 
     def value(self, value: Any, shape: Shape | None, depth: int = 0) -> Any:
         if shape is not None and shape.phi:
@@ -247,15 +255,25 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """Mask every remembered PHI value inside free text (quoted, JSON-escaped or bare)."""
-        for v in sorted(self.values, key=len, reverse=True):
-            forms = {json.dumps(v), repr(v)}
+        pattern = self._pattern()
+        return pattern.sub(_mask_match, text) if pattern is not None else text
+
+    def _pattern(self) -> re.Pattern[str] | None:
+        if self._compiled is not None and self._compiled[0] == len(self.values):
+            return self._compiled[1]
+        forms: set[str] = set()
+        for v in self.values:
+            forms |= {json.dumps(v), repr(v)}
             if len(v) >= MIN_BARE_LENGTH:
                 forms |= {v, json.dumps(v)[1:-1], repr(v)[1:-1]}
-            for form in sorted(forms, key=len, reverse=True):
-                if form in text:
-                    quoted = form[:1] in "\"'" and form[-1:] == form[:1] and len(form) >= 2
-                    text = text.replace(form, f'"{MASK}"' if quoted else MASK)
-        return text
+        forms.discard("")
+        pattern = (
+            re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+            if forms
+            else None
+        )
+        self._compiled = (len(self.values), pattern)
+        return pattern
 
     def strings(self, value: Any, depth: int = 0) -> Any:
         """Apply :meth:`text` to every string of an already redacted JSON value."""

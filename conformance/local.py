@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -81,14 +82,28 @@ def sandbox(env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
                 proc.kill()
 
 
-def scan_sandbox_log(database_url: str, report_dir: Path) -> bool:
-    """Scan the sandbox's log for every PHI value the run stored; write phi-log-scan.json; True when clean."""
+def phi_collector() -> Any:
+    """A PhiValues fed with every exchange of the suite's runs (registered as a runner observer)."""
+    from conformance import runner
+    from conformance.phi_scan import PhiValues, add_exchanges, spec_constants
+    from server.config import DEFAULT_SPEC_DIR
+    from server.redaction import PhiMap
+    from server.spec import load_spec
+
+    document = load_spec(DEFAULT_SPEC_DIR)
+    phi = PhiValues(PhiMap(document), spec_constants(document))
+    runner.EXCHANGE_OBSERVERS.append(lambda exchanges: add_exchanges(phi, exchanges))
+    return phi
+
+
+def scan_sandbox_log(database_url: str, report_dir: Path, phi: Any) -> bool:
+    """Scan the sandbox's log for every PHI value the run sent, received or stored; write phi-log-scan.json."""
     from conformance.phi_scan import scan_logs
     from server.config import DEFAULT_SPEC_DIR
     from server.spec import load_spec
 
     log_path = report_dir / "sandbox.log"
-    searched, found = scan_logs(database_url, [log_path], load_spec(DEFAULT_SPEC_DIR))
+    searched, found = scan_logs(database_url, [log_path], load_spec(DEFAULT_SPEC_DIR), phi)
     size = log_path.stat().st_size if log_path.is_file() else 0
     result = {
         "log": log_path.name,
@@ -98,7 +113,8 @@ def scan_sandbox_log(database_url: str, report_dir: Path) -> bool:
     }
     (report_dir / "phi-log-scan.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(
-        f"== PHI log scan: {len(found)} of {searched} PHI values the run stored found in {log_path} ({size} bytes)",
+        f"== PHI log scan: {len(found)} of {searched} PHI values the run sent, received or stored found in "
+        f"{log_path} ({size} bytes)",
         flush=True,
     )
     return not found and searched > 0
@@ -174,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         args.report_dir.mkdir(parents=True, exist_ok=True)
         failed: list[str] = []
         started = time.monotonic()
+        phi = phi_collector()
         with sandbox(env, port, args.report_dir / "sandbox.log") as base:
             from conformance.cli import main as conformance_main
 
@@ -219,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             f"== conformance: {len(tiers)} tier run(s) in {time.monotonic() - started:.0f} s; "
             f"reports in {args.report_dir}"
         )
-        if not scan_sandbox_log(env["STEALTH_DATABASE_URL"], args.report_dir):
+        if not scan_sandbox_log(env["STEALTH_DATABASE_URL"], args.report_dir, phi):
             failed.append("PHI in the sandbox log")
         if failed:
             print("== conformance FAILED: " + ", ".join(failed), file=sys.stderr)

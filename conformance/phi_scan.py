@@ -1,8 +1,9 @@
 """Find PHI values in server logs: collect the values a run created, then scan log text for them.
 
 The values are collected along the spec's ``x-phi`` marks (:class:`server.redaction.PhiMap`): every string at
-a PHI position of a JSON value the run sent or received, and of every webhook payload stored in the sandbox's
-database, plus the PHI columns of the sandbox's patient and prescriber tables. A value that also appears at a
+a PHI position of a JSON value the run sent or received (the conformance suite's exchanges, schemathesis' too),
+and of every webhook payload stored in the sandbox's database, plus the PHI columns of the sandbox's patient and
+prescriber tables. A value that also appears at a
 non-PHI position (a product category is PHI on a patient but not on a referral), a constant of the contract
 (enum or const), an ISO timestamp or a string shorter than ``MIN_LENGTH`` is not searched for: finding it in a
 log would prove nothing.
@@ -125,9 +126,23 @@ def collect_from_database(database_url: str, phi: PhiValues) -> PhiValues:
     return phi
 
 
-def scan_logs(database_url: str, log_paths: list[Path], document: dict[str, Any]) -> tuple[int, list[str]]:
-    """(number of values searched for, values found in the logs)."""
-    phi = collect_from_database(database_url, PhiValues(PhiMap(document), spec_constants(document)))
+def add_exchanges(phi: PhiValues, exchanges: Iterable[Any]) -> None:
+    """Add what a conformance run sent and received (``conformance.http.Exchange``, schemathesis' included)."""
+    for ex in exchanges:
+        request = None
+        if ex.request_body:
+            try:
+                request = json.loads(ex.request_body)
+            except ValueError:
+                request = None
+        phi.add_exchange(ex.operation_id or "", request, ex.status or 0, ex.json)
+
+
+def scan_logs(
+    database_url: str, log_paths: list[Path], document: dict[str, Any], phi: PhiValues | None = None
+) -> tuple[int, list[str]]:
+    """(number of values searched for, values found in the logs); ``phi`` may hold values seen elsewhere."""
+    phi = collect_from_database(database_url, phi or PhiValues(PhiMap(document), spec_constants(document)))
     values = phi.values()
     text = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in log_paths if p.is_file())
     return len(values), scan(text, values)

@@ -95,7 +95,7 @@ def scan(text: str, values: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def collect_from_database(database_url: str, phi: PhiValues) -> PhiValues:
+def collect_from_database(database_url: str, phi: PhiValues, schema: str | None = None) -> PhiValues:
     """Add the PHI the sandbox stored: webhook payloads (by their spec shapes) and patient/prescriber rows."""
     from sqlalchemy import select
 
@@ -103,7 +103,7 @@ def collect_from_database(database_url: str, phi: PhiValues) -> PhiValues:
     from server.db.models import Event, IntakeSubmission, Patient
     from server.db.models_clinical import PartnerPrescription, PatientAddress, Prescriber
 
-    db = Database(database_url)
+    db = Database(database_url, schema=schema)
     try:
         with db.session() as session:
             for event_type, payload in session.execute(select(Event.event_type, Event.payload)):
@@ -139,10 +139,16 @@ def add_exchanges(phi: PhiValues, exchanges: Iterable[Any]) -> None:
 
 
 def scan_logs(
-    database_url: str, log_paths: list[Path], document: dict[str, Any], phi: PhiValues | None = None
+    database_url: str,
+    log_paths: list[Path],
+    document: dict[str, Any],
+    phi: PhiValues | None = None,
+    schema: str | None = None,
 ) -> tuple[int, list[str]]:
     """(number of values searched for, values found in the logs); ``phi`` may hold values seen elsewhere."""
-    phi = collect_from_database(database_url, phi or PhiValues(PhiMap(document), spec_constants(document)))
+    phi = collect_from_database(
+        database_url, phi or PhiValues(PhiMap(document), spec_constants(document)), schema=schema
+    )
     values = phi.values()
     text = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in log_paths if p.is_file())
     return len(values), scan(text, values)
@@ -151,12 +157,13 @@ def scan_logs(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
+    parser.add_argument("--schema", default=None, help="PostgreSQL schema (tests)")
     parser.add_argument("logs", nargs="+", type=Path)
     args = parser.parse_args(argv)
     from server.config import DEFAULT_SPEC_DIR
     from server.spec import load_spec
 
-    searched, found = scan_logs(args.database_url, args.logs, load_spec(DEFAULT_SPEC_DIR))
+    searched, found = scan_logs(args.database_url, args.logs, load_spec(DEFAULT_SPEC_DIR), schema=args.schema)
     if found:
         print(f"PHI in logs: {len(found)} of {searched} values found", file=sys.stderr)
         return 1

@@ -17,10 +17,11 @@ def test_scan_finds_stored_phi_in_a_log(sandbox: Any, spec_document: dict[str, A
     clean.write_text('{"operation_id":"getPatient","response_body":{"first_name":"[redacted]"}}\n')
     leaky = tmp_path / "leaky.log"
     leaky.write_text(f"GET /partner/patients/{ref['patient_id']} first_name=Blackwood\n")
-    url = sandbox.state.db.url
-    searched, found = scan_logs(url, [clean], spec_document)
+    url, schema = sandbox.state.db.url, sandbox.state.db.schema
+    searched, found = scan_logs(url, [clean], spec_document, schema=schema)
     assert searched > 10 and found == []
-    searched, found = scan_logs(url, [leaky], spec_document)
+    searched, found = scan_logs(url, [leaky], spec_document, schema=schema)
     assert {"Blackwood", ref["patient_id"]} <= set(found)
-    assert main(["--database-url", url, str(clean)]) == 0
-    assert main(["--database-url", url, str(leaky)]) == 1
+    extra = ["--schema", schema] if schema else []
+    assert main(["--database-url", url, *extra, str(clean)]) == 0
+    assert main(["--database-url", url, *extra, str(leaky)]) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -27,6 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 # The sandbox default limit: the suite caps itself at 80% of the primary partner's (40 requests/s), so the
 # rate cap is not what bounds a run.
 RATE_LIMIT = 3000
+
+
+# each run writes the PHI values it saw here (conformance.cli), for the log scan
+PHI_OUT_ENV = "STEALTH_CONFORMANCE_PHI_OUT"
 
 
 def free_port() -> int:
@@ -69,6 +74,11 @@ def sandbox_env(state: Path, *, faults: tuple[str, ...] = (), rate_limit: int = 
         "STEALTH_AUTO_ADVANCE_SECONDS": "0",
         "STEALTH_BACKGROUND_JOBS": "1",
         "STEALTH_TEST_FAULTS": ",".join(faults),
+        # Redacted bodies and webhook payloads in the log, scanned for the run's PHI afterwards (phi_scan).
+        # INFO, not DEBUG: DEBUG's volume slows the server enough to starve the 30 s rate-limit burst check
+        # (tests/server/test_phi_logs.py proves the DEBUG case).
+        "STEALTH_LOG_BODIES": "1",
+        "STEALTH_LOG_LEVEL": "info",
     }
     env.pop("STEALTH_REDIS_URL", None)
     return env
@@ -143,6 +153,8 @@ class LocalSandbox:
     base_url: str
     partners: dict[str, dict[str, str]]
     receiver_ports: dict[str, int]  # tier -> the port of that run's webhook receiver
+    database_url: str = ""
+    scratch: Path | None = None  # deleted with the sandbox: where the runs leave the PHI values they saw
 
     def hook_url(self, tier: str) -> str:
         return f"http://127.0.0.1:{self.receiver_ports[tier]}/webhooks"
@@ -259,10 +271,41 @@ def local_sandbox(
         partners = provision(env, roles, hooks)
         server = sandbox_in_process(env, free_port()) if in_process else sandbox(env, free_port(), log_path)
         with server as base:
-            yield LocalSandbox(base, partners, ports)
+            yield LocalSandbox(base, partners, ports, env["STEALTH_DATABASE_URL"], Path(tmp))
 
 
-def run_parallel(runs: dict[str, list[str]]) -> dict[str, int]:
+def scan_sandbox_log(sb: LocalSandbox, log_path: Path, report_dir: Path) -> bool:
+    """Scan the sandbox's log for every PHI value the runs sent, received (each run left them in the sandbox's
+    scratch directory, never in a report) or the sandbox stored; write phi-log-scan.json (counts only)."""
+    from conformance.phi_scan import PhiValues, scan_logs, spec_constants
+    from server.config import DEFAULT_SPEC_DIR
+    from server.redaction import PhiMap
+    from server.spec import load_spec
+
+    document = load_spec(DEFAULT_SPEC_DIR)
+    phi = PhiValues(PhiMap(document), spec_constants(document))
+    for path in sorted((sb.scratch or Path("/nonexistent")).glob("phi-values-*.json")):
+        seen = json.loads(path.read_text(encoding="utf-8"))
+        phi.phi |= set(seen["phi"])
+        phi.non_phi |= set(seen["non_phi"])
+    searched, found = scan_logs(sb.database_url, [log_path], document, phi)
+    size = log_path.stat().st_size if log_path.is_file() else 0
+    result = {
+        "log": log_path.name,
+        "log_bytes": size,
+        "phi_values_searched": searched,
+        "phi_values_found": len(found),
+    }
+    (report_dir / "phi-log-scan.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"== PHI log scan: {len(found)} of {searched} PHI values the run sent, received or stored found in "
+        f"{log_path} ({size} bytes)",
+        flush=True,
+    )
+    return not found and searched > 0
+
+
+def run_parallel(runs: dict[str, list[str]], env: dict[str, dict[str, str]] | None = None) -> dict[str, int]:
     """One `python -m conformance` process per tier at once, each line of output prefixed with its tier.
 
     The tiers' runs share nothing but the sandbox (own partners, receivers, clocks and rate-limit windows).
@@ -277,6 +320,7 @@ def run_parallel(runs: dict[str, list[str]]) -> dict[str, int]:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
+            env=(env or {}).get(tier),
         )
         for tier, run in runs.items()
     }
@@ -322,9 +366,12 @@ def main(argv: list[str] | None = None) -> int:
                 run += ["--fuzz-max-examples", "3", "--fuzz-phases", "examples,coverage"]
             runs[tier] = run
         print(f"== conformance: {', '.join(tiers)} in parallel against {sb.base_url}", flush=True)
-        for tier, code in run_parallel(runs).items():
+        envs = {t: {**os.environ, PHI_OUT_ENV: str(sb.scratch / f"phi-values-{t}.json")} for t in tiers}
+        for tier, code in run_parallel(runs, envs).items():
             if code != 0:
                 failed.append(f"{tier} (exit {code})")
+        if not scan_sandbox_log(sb, args.report_dir / "sandbox.log", args.report_dir):
+            failed.append("PHI in the sandbox log")
     print(
         f"== conformance: {len(tiers)} tier run(s) in {time.monotonic() - started:.0f} s; "
         f"reports in {args.report_dir}"

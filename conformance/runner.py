@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -89,6 +90,11 @@ class Progress:
             file=self.out,
             flush=True,
         )
+
+
+# Called with every exchange of a run (schemathesis' included) before the artifacts are redacted; in-process
+# callers only (conformance.local collects the PHI values the run sent and received, to scan the server's log).
+EXCHANGE_OBSERVERS: list[Callable[[list[Any]], None]] = []
 
 
 def run(
@@ -238,6 +244,8 @@ def _finish(
     out: TextIO,
     config_error: bool = False,
 ) -> dict[str, Any]:
+    for observe in EXCHANGE_OBSERVERS:  # before anything is redacted (conformance.local's PHI log scan)
+        observe(ctx.client.exchanges)
     secrets = [cfg.api_key, cfg.second_api_key or "", cfg.referral_api_key or "", cfg.webhook_secret or ""]
     red = Redactor(ctx.spec, secrets)
     for ex in ctx.client.exchanges:

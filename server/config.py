@@ -10,6 +10,8 @@ from typing import Literal
 from server import faults
 
 Environment = Literal["sandbox", "production"]
+LogFormat = Literal["text", "json"]
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC_DIR = REPO_ROOT / "spec" / "partner-api"
@@ -64,6 +66,9 @@ class Settings:
     redis_prefix: str = "stealth:rl:"
     portal_dir: Path = field(default=DEFAULT_PORTAL_DIR)
     test_faults: frozenset[str] = frozenset()  # STEALTH_TEST_FAULTS (server/faults.py); never in production
+    log_bodies: bool = False
+    log_format: LogFormat = "text"
+    log_level: str = "info"
 
     @property
     def base_url(self) -> str:
@@ -94,6 +99,12 @@ class Settings:
             raise ConfigError(f"STEALTH_TEST_FAULTS: {exc}") from None
         if test_faults and environment == "production":
             raise ConfigError("STEALTH_TEST_FAULTS is a test-only switch and is refused in production")
+        log_format = (env.get("STEALTH_LOG_FORMAT") or "text").strip().lower()
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"STEALTH_LOG_FORMAT must be text or json, got {log_format!r}")
+        log_level = (env.get("STEALTH_LOG_LEVEL") or "info").strip().lower()
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(f"STEALTH_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
         return cls(
             database_url=database_url,
             state_dir=state_dir,
@@ -115,4 +126,7 @@ class Settings:
             public_base_url=env.get("STEALTH_PUBLIC_BASE_URL") or None,
             portal_dir=Path(env.get("STEALTH_PORTAL_DIR") or DEFAULT_PORTAL_DIR),
             test_faults=test_faults,
+            log_bodies=_bool(env.get("STEALTH_LOG_BODIES"), False),
+            log_format=log_format,  # type: ignore[arg-type]
+            log_level=log_level,
         )

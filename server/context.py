@@ -40,6 +40,7 @@ class RequestContext:
     extra_headers: dict[str, str] = field(default_factory=dict)
     # request-body errors of x-error-deferred properties, raised by the handler at their validation step
     deferred: list[Exception] = field(default_factory=list)
+    log_fields: dict[str, Any] = field(default_factory=dict)  # redacted bodies (STEALTH_LOG_BODIES)
 
 
 current: ContextVar[RequestContext | None] = ContextVar("stealth_request_context", default=None)

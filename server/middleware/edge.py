@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import context, faults
 from server.errors import PayloadTooLarge
+from server.phi_log import safe_path
 from server.ratelimit import RateDecision
 from server.state import AppState
 
@@ -85,6 +86,8 @@ class EdgeMiddleware:
                     and getattr(ctx.operation, "operation_id", "") == "getReferral"
                 ):
                     del out["X-RateLimit-Remaining"]
+                if ctx.operation is not None and "cache-control" not in out:
+                    out["Cache-Control"] = "no-store"  # errors too: a validation message may quote PHI
             await send(message)
 
         try:
@@ -215,8 +218,9 @@ class EdgeMiddleware:
             "partner_id": ctx.partner.id if ctx.partner else None,
             "operation_id": op.operation_id if op else None,
             "method": scope.get("method"),
-            "path": op.path if op else _SECRET_IN_PATH.sub(r"\1...", scope.get("path", "")),
+            "path": op.path if op else safe_path(_SECRET_IN_PATH.sub(r"\1...", scope.get("path", ""))),
             "status": status,
             "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 2),
+            **ctx.log_fields,
         }
         access_log.info(json.dumps(record, separators=(",", ":")))

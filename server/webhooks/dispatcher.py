@@ -26,7 +26,7 @@ import httpx
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from server import clock, faults, ids
+from server import clock, faults, ids, phi_log
 from server.crypto import SecretBox
 from server.db.engine import Database
 from server.db.models import Event, EventAttempt, Partner
@@ -249,6 +249,7 @@ class Dispatcher:
                 event_id = ids.event_id()
                 body = signing.serialize({**event.payload, "event_id": event_id})
         attempted_at = at or partner_now
+        phi_log.log_webhook_payload("partner", event_type, event_id, body)  # DEBUG, x-phi redacted
         result = self._send(url, secret, event_id, body)
         return self._record(seq, token, attempted_at, url, redelivery, result, event_id, event_type)
 

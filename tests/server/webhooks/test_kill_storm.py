@@ -41,14 +41,19 @@ LEASE_S = 2.0
 
 
 @pytest.mark.parametrize(
-    ("events", "timeout_s"),
+    ("events", "kills_planned", "timeout_s"),
     [
-        pytest.param(300, 180, id="quick"),
-        pytest.param(10_000, 1500, marks=pytest.mark.soak, id="soak"),
+        pytest.param(300, 3, 180, id="quick"),
+        pytest.param(10_000, 40, 1800, marks=pytest.mark.soak, id="soak"),
     ],
 )
 def test_workers_killed_at_random_lose_nothing(
-    pg: tuple[Database, str], receiver: Receiver, tmp_path: Path, events: int, timeout_s: float
+    pg: tuple[Database, str],
+    receiver: Receiver,
+    tmp_path: Path,
+    events: int,
+    kills_planned: int,
+    timeout_s: float,
 ) -> None:
     db, schema = pg
     key = Fernet.generate_key().decode()
@@ -68,20 +73,25 @@ def test_workers_killed_at_random_lose_nothing(
         serial += 1
         return start_worker(schema, key, tmp_path, f"w{serial}", lease=LEASE_S, batch=BATCH)
 
+    # random kill points: after a random number of deliveries, plus a random delay (mid-batch, mid-send)
+    points = sorted(rng.sample(range(events // 20, events - events // 20), kills_planned))
     workers = [spawn() for _ in range(WORKERS)]
     kills = 0
     try:
         deadline = started + timeout_s
-        while delivered_count(db) < events:
-            assert time.monotonic() < deadline, f"delivered {delivered_count(db)} of {events}"
-            time.sleep(rng.uniform(0.3, 2.5))  # a random point of the run
-            if delivered_count(db) >= events:
-                break
+        for point in points:
+            while delivered_count(db) < point:
+                assert time.monotonic() < deadline, f"delivered {delivered_count(db)} of {events}"
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.2))
             victim = rng.randrange(len(workers))
             workers[victim].send_signal(signal.SIGKILL)
             workers[victim].wait()
             kills += 1
             workers[victim] = spawn()  # restarted
+        while delivered_count(db) < events:
+            assert time.monotonic() < deadline, f"delivered {delivered_count(db)} of {events}"
+            time.sleep(0.1)
     finally:
         for w in workers:
             stop_worker(w)

@@ -78,7 +78,7 @@ def start_worker(
         cwd=REPO,
         env=env,
         stdout=(tmp / f"{name}.log").open("wb"),
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # a pipe nobody reads would block a long-running worker
     )
 
 

@@ -10,14 +10,13 @@ import collections
 import json
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from server.services.partners import Credentials
-from tests.server.reliability.procs import Server, Store, headers, record
+from tests.server.reliability.procs import Server, Store, headers, record, served
 
 CALLERS = 50
 DIFFERENT = 10  # callers sending another body with the same reference
@@ -170,20 +169,12 @@ def test_fifty_concurrent_prescription_creates(
     )
 
 
-def _appointments_served() -> bool:
-    """True once a handler for submitAppointment is registered (the lead's prescriber-tier work)."""
-    from server import handlers
-
-    source = Path(handlers.__file__).parent
-    return any('"submitAppointment"' in p.read_text() for p in source.glob("*.py"))
-
-
 # LEAD: this test enables itself once POST /partner/appointments (submitAppointment, prescriber tier) has a
 # handler; until then it skips. It builds its body with tests/server/prescriber/helpers.submission().
 def test_fifty_concurrent_appointment_creates(
     live: Callable[..., tuple[Server, Store]], backend: str
 ) -> None:
-    if not _appointments_served():
+    if not served("submitAppointment"):
         pytest.skip("POST /partner/appointments (prescriber tier) is not served yet; enable when it lands")
     from tests.server.prescriber.helpers import submission  # lands with the prescriber tier
 

@@ -80,6 +80,8 @@ class EdgeMiddleware:
                         out[name] = value
                 for name, value in ctx.extra_headers.items():
                     out.setdefault(name, value)
+                if ctx.operation is not None:  # errors too: their details can echo PHI ids (C-016)
+                    out.setdefault("Cache-Control", "no-store")
             await send(message)
 
         try:

@@ -1,7 +1,7 @@
 """Isolation: every operation of the partner bundle with a path parameter is called by partner B with
 partner A's real IDs (B of the tier the operation needs, a valid body from the spec's own examples).
 Every answer is 404 in the error envelope, and A's objects read the same before and after (no
-cross-partner read, no cross-partner write). The operations come from the bundle, not a hand list: a new
+cross-partner read, no cross-partner write); every answer, PHI reads included, is `Cache-Control: no-store`. The operations come from the bundle, not a hand list: a new
 ID-bearing operation is probed automatically, and a new kind of ID fails until A can provide one."""
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def _snapshot(sandbox: Any, a: Any, ids: dict[str, str]) -> dict[str, Any]:
     for name, url in reads.items():
         r = _call(sandbox, a, "GET", url)
         assert r.status_code == 200, (url, r.text)
+        assert r.headers.get("cache-control") == "no-store", url  # PHI and partner data are never cached
         out[name] = r.json()
     for moving in ("real_now", "now"):  # real time moves; the offset and the jobs must not
         out["clock"].pop(moving, None)
@@ -103,6 +104,7 @@ def test_no_partner_reaches_another_partners_objects(sandbox: Any) -> None:
         r = _call(sandbox, b[tier], method, url, body)
         assert r.status_code == 404, (method, path, r.status_code, r.text[:300])
         assert r.json()["error"]["code"].endswith("NOT_FOUND"), (method, path, r.text[:300])
+        assert r.headers.get("cache-control") == "no-store", (method, path)
         leaked = [v for v in ids.values() if v in r.text and v not in url]
         assert not leaked, (method, path, leaked)
         probed += 1

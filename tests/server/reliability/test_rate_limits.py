@@ -28,7 +28,10 @@ from tests.server.reliability.procs import (
 
 
 async def _burst(servers: list[Server], creds: Credentials, n: int) -> collections.Counter[int]:
-    clients = [httpx.AsyncClient(base_url=s.base_url, headers=headers(creds), timeout=30) for s in servers]
+    # a fresh connection per request: a reused keep-alive connection the server is just closing would make
+    # the client see a transport error, not an answer
+    hdrs = {**headers(creds), "Connection": "close"}
+    clients = [httpx.AsyncClient(base_url=s.base_url, headers=hdrs, timeout=60) for s in servers]
     try:
         sem = asyncio.Semaphore(16)
 
@@ -46,6 +49,10 @@ async def _burst(servers: list[Server], creds: Credentials, n: int) -> collectio
             await c.aclose()
 
 
+def sent_for(limit: int) -> int:
+    return limit + max(20, limit // 3)
+
+
 def _windows(servers: list[Server], store: Store, limit: int, windows: int) -> list[int]:
     creds = store.partner("referral")
     allowed: list[int] = []
@@ -53,8 +60,8 @@ def _windows(servers: list[Server], store: Store, limit: int, windows: int) -> l
         if w:
             time.sleep(61)  # the sliding window empties
         started = time.monotonic()
-        statuses = asyncio.run(_burst(servers, creds, 3 * limit))
-        assert time.monotonic() - started < 50, "the burst must fit in one window"
+        statuses = asyncio.run(_burst(servers, creds, sent_for(limit)))
+        assert time.monotonic() - started < 55, "the burst must fit in one window"
         assert set(statuses) <= {200, 429}, statuses
         allowed.append(statuses[200])
     return allowed
@@ -64,7 +71,7 @@ def _windows(servers: list[Server], store: Store, limit: int, windows: int) -> l
 @pytest.mark.skipif(not REDIS_URL, reason="STEALTH_TEST_REDIS_URL is not set")
 @pytest.mark.parametrize(
     ("limit", "windows"),
-    [pytest.param(40, 1, id="quick"), pytest.param(600, 3, marks=pytest.mark.soak, id="soak")],
+    [pytest.param(30, 1, id="quick"), pytest.param(150, 3, marks=pytest.mark.soak, id="soak")],
 )
 def test_two_processes_share_the_redis_window(tmp_path: Path, limit: int, windows: int) -> None:
     assert REDIS_URL
@@ -81,13 +88,15 @@ def test_two_processes_share_the_redis_window(tmp_path: Path, limit: int, window
         )
         servers = [stack.enter_context(serve(env, tmp_path / f"server-{i}.log")) for i in range(2)]
         allowed = _windows(servers, store, limit, windows)
-    record("rate limit, two processes on Redis", limit=limit, sent_per_window=3 * limit, allowed=allowed)
+    record(
+        "rate limit, two processes on Redis", limit=limit, sent_per_window=sent_for(limit), allowed=allowed
+    )
     assert all(abs(a - limit) <= 1 for a in allowed), allowed
 
 
 @pytest.mark.parametrize(
     ("limit", "windows"),
-    [pytest.param(40, 1, id="quick"), pytest.param(600, 3, marks=pytest.mark.soak, id="soak")],
+    [pytest.param(30, 1, id="quick"), pytest.param(150, 3, marks=pytest.mark.soak, id="soak")],
 )
 def test_one_process_in_memory_window(tmp_path: Path, limit: int, windows: int) -> None:
     with fresh_database("sqlite", tmp_path) as url, contextlib.ExitStack() as stack:
@@ -97,5 +106,5 @@ def test_one_process_in_memory_window(tmp_path: Path, limit: int, windows: int) 
         env = server_env(url, key, tmp_path / "state", STEALTH_RATE_LIMIT_PER_MINUTE=str(limit))
         server = stack.enter_context(serve(env, tmp_path / "server.log"))
         allowed = _windows([server], store, limit, windows)
-    record("rate limit, one process in memory", limit=limit, sent_per_window=3 * limit, allowed=allowed)
+    record("rate limit, one process in memory", limit=limit, sent_per_window=sent_for(limit), allowed=allowed)
     assert allowed == [limit] * windows

@@ -101,8 +101,12 @@ portal: $(BUNDLES) $(NODE_STAMP) ## Build the static developer portal into build
 bench: ## (not yet) Run the benchmarks
 	@echo "make bench: not yet implemented (benchmark issue)" >&2; exit 2
 
-soak: ## (not yet) Run the soak test
-	@echo "make soak: not yet implemented (soak issue)" >&2; exit 2
+soak: install ## Long reliability runs (needs STEALTH_TEST_POSTGRES_URL, STEALTH_TEST_REDIS_URL); figures in build/reliability, RELIABILITY.md
+	@test -n "$${STEALTH_TEST_POSTGRES_URL:-}" -a -n "$${STEALTH_TEST_REDIS_URL:-}" || \
+	  { echo "make soak needs STEALTH_TEST_POSTGRES_URL and STEALTH_TEST_REDIS_URL (as .ci/run sets them)" >&2; exit 2; }
+	rm -f build/reliability/results.jsonl
+	$(PY) -m pytest -m soak -q -rA --durations=0 tests/server
+	@echo "== soak figures: build/reliability/results.jsonl"
 
 clean: ## Remove build outputs and caches (keeps .venv and node_modules)
 	rm -rf build .pytest_cache .ruff_cache .hypothesis

@@ -86,8 +86,8 @@ class EdgeMiddleware:
                     and getattr(ctx.operation, "operation_id", "") == "getReferral"
                 ):
                     del out["X-RateLimit-Remaining"]
-                if ctx.operation is not None and "cache-control" not in out:
-                    out["Cache-Control"] = "no-store"  # errors too: a validation message may quote PHI
+                if ctx.operation is not None:  # errors too: details and messages can echo PHI (C-016, L-00x)
+                    out.setdefault("Cache-Control", "no-store")
             await send(message)
 
         try:

@@ -32,8 +32,13 @@ def _system_resolver(host: str, port: int) -> list[str]:
 
 
 def is_forbidden_address(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return is_forbidden_address(addr.ipv4_mapped)
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return is_forbidden_address(addr.ipv4_mapped)
+        # 6to4 (2002::/16) and Teredo addresses carry an IPv4 address that relays route to
+        embedded = [addr.sixtofour, *(addr.teredo or ())]
+        if any(v4 is not None and is_forbidden_address(v4) for v4 in embedded):
+            return True
     return bool(
         addr in METADATA_ADDRESSES
         or addr.is_loopback

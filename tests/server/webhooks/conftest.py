@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from server.db.engine import Database
+
+POSTGRES_URL = os.environ.get("STEALTH_TEST_POSTGRES_URL")
 
 
 @dataclass
@@ -83,3 +89,22 @@ def receiver() -> Iterator[Receiver]:
     yield r
     r.server.shutdown()
     r.server.server_close()
+
+
+@pytest.fixture
+def pg() -> Iterator[tuple[Database, str]]:
+    import psycopg
+
+    assert POSTGRES_URL
+    schema = f"stealth_wk_{uuid.uuid4().hex[:10]}"
+    plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    db = Database(POSTGRES_URL, schema=schema)
+    try:
+        db.migrate()
+        yield db, schema
+    finally:
+        db.dispose()
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

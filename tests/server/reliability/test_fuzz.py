@@ -1,0 +1,151 @@
+"""Schemathesis over every operation of the partner bundle against a real server process: zero 5xx and zero
+responses that violate the spec (status codes, content types, headers, bodies). The operations are called by
+a partner of their tier (clinical for referral and clinical operations, prescriber for prescriber-only
+ones). `make soak` generates at least 20,000 cases; `make test` runs a token pass to keep this test honest.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stealth_spec import walk
+from tests.conftest import bundled
+from tests.server.reliability.procs import Server, Store, headers, record, served
+
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+)
+
+
+def _subset(tier: str) -> dict[str, Any]:
+    """The bundle with only the operations ``tier`` calls here (those the sandbox serves yet)."""
+    doc = copy.deepcopy(bundled("partner"))
+    doc.pop("webhooks", None)
+    for op in list(walk.operations(doc)):
+        if op.is_webhook:
+            continue
+        prescriber_only = op.tiers() == {"prescriber"}
+        if prescriber_only != (tier == "prescriber") or not served(op.op.get("operationId", "")):
+            del doc["paths"][op.key][op.method]
+    if not served("submitAppointment"):
+        # LEAD: until the clinical/prescriber event triggers land, this sandbox answers them with a documented,
+        # deliberate 503 SERVICE_UNAVAILABLE ("cannot be triggered yet"); fuzz the referral.* ones it serves.
+        trigger = doc["paths"].get("/partner/sandbox/events/trigger", {}).get("post")
+        if trigger:
+            body = walk.deref(doc, trigger["requestBody"])["content"]["application/json"]
+            schema = copy.deepcopy(walk.deref(doc, body["schema"]))
+            kinds = walk.deref(doc, schema["properties"]["event_type"])
+            schema["properties"]["event_type"] = {
+                "type": "string",
+                "enum": [e for e in kinds["enum"] if e.startswith("referral.")],
+            }
+            body["schema"] = schema
+    doc["paths"] = {
+        k: v
+        for k, v in doc["paths"].items()
+        if any(m in v for m in ("get", "post", "put", "patch", "delete"))
+    }
+    return doc
+
+
+def _schemathesis(
+    base: str, spec: Path, hdrs: dict[str, str], out: Path, examples: int, phases: str
+) -> dict[str, Any]:
+    exe = Path(sys.executable).with_name("schemathesis")
+    cmd = [str(exe), "run", str(spec), "--url", base]
+    for name, value in hdrs.items():
+        cmd += ["-H", f"{name}: {value}"]
+    cmd += [
+        "--checks",
+        ",".join(CHECKS),
+        "--phases",
+        phases,
+        "--max-examples",
+        str(examples),
+        "--mode",
+        "all",
+        "--report",
+        "json",
+        "--report-dir",
+        str(out),
+        "--report-json-path",
+        str(out / "schemathesis.json"),
+        "--no-shrink",
+        "--workers",
+        "2",
+        "--request-timeout",
+        "20",
+        "--suppress-health-check",
+        "all",
+        "--warnings",
+        "off",
+        "--seed",
+        "11",
+    ]
+    env = dict(os.environ, SCHEMATHESIS_TELEMETRY="false", NO_COLOR="1")
+    with tempfile.TemporaryDirectory(prefix="rl-st-") as workdir:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir, timeout=3600)
+    (out / "output.txt").write_text(proc.stdout + proc.stderr)
+    report = json.loads((out / "schemathesis.json").read_text())
+    report["_exit"] = proc.returncode
+    report["_tail"] = (proc.stdout + proc.stderr)[-3000:]
+    return report
+
+
+@pytest.mark.parametrize(
+    ("examples", "phases", "minimum"),
+    [
+        pytest.param(1, "examples", 10, id="quick"),
+        pytest.param(900, "examples,coverage,fuzzing,stateful", 20_000, marks=pytest.mark.soak, id="soak"),
+    ],
+)
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_schemathesis_finds_no_5xx_and_no_spec_violation(
+    live: Callable[..., tuple[Server, Store]], tmp_path: Path, examples: int, phases: str, minimum: int
+) -> None:
+    server, store = live()
+    generated = 0
+    failures: list[Any] = []
+    ops = 0
+    for tier in ("clinical", "prescriber"):
+        creds = store.partner(tier, webhook_url="http://127.0.0.1:9/hook")
+        spec = tmp_path / f"{tier}.json"
+        doc = _subset(tier)
+        if not doc["paths"]:
+            continue  # (the prescriber tier before it lands)
+        ops += sum(1 for _ in walk.operations(doc))
+        spec.write_text(json.dumps(doc))
+        out = tmp_path / f"st-{tier}"
+        out.mkdir()
+        report = _schemathesis(server.base_url, spec, headers(creds), out, examples, phases)
+        generated += int((report.get("test_cases") or {}).get("generated", 0))
+        failures += report.get("failures") or []
+        assert not report.get("errors"), report["_tail"]
+    log = server.log_text()
+    server_errors = log.count('"status":5')
+    record(
+        "schemathesis over every operation",
+        operations=ops,
+        max_examples=examples,
+        phases=phases,
+        cases_generated=generated,
+        failures=len(failures),
+        responses_5xx=server_errors,
+    )
+    assert not failures, json.dumps(failures, indent=1)[:4000]
+    assert server_errors == 0
+    assert generated >= minimum

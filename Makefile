@@ -88,9 +88,8 @@ test: install lint ## Everything CI runs: install, lint, bundle, pytest, and a r
 serve: $(STAMP) portal ## Run the reference sandbox on SQLite (http://127.0.0.1:8080, PORT to change; portal at /docs)
 	$(VENV)/bin/stealth serve
 
-# Tiers whose sandbox surface is complete (conformance/local.py provisions each one's partners); prescriber joins
-# as its issue lands: add it to this list.
-CONFORMANCE_TIERS ?= referral,clinical
+# Every tier (conformance/local.py provisions each one's partners; the runs go in parallel against one sandbox).
+CONFORMANCE_TIERS ?= referral,clinical,prescriber
 
 conformance: $(BUNDLES) ## Start a fresh local sandbox and run the full conformance suite against it (reports in build/conformance)
 	$(PY) -m conformance.local --tiers $(CONFORMANCE_TIERS) --report-dir build/conformance

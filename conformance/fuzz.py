@@ -231,19 +231,28 @@ _LAST_CURL = re.compile(r"curl -X ([A-Z]+) .*?https?://[^/\s']+(/[^\s'?]*)")
 _STATUS = re.compile(r"^\[(\d{3})\]", re.MULTILINE)
 
 
+# Codes that say "this body breaks the schema": a schema-valid body must never get them.
+SCHEMA_CODES = frozenset({"INVALID_BODY", "VALIDATION_ERROR"})
+
+
 def _documented_state_422s(ctx: Context, cases: list[tuple[str, str]]) -> list[str]:
-    """ST202 cases answered 422 with a code the operation documents for 422: a business rule about the state of
-    the objects named (in stateful sequences, e.g. a prescription naming a prescriber the sequence deactivated),
-    not a schema-valid body refused as invalid (400)."""
+    """ST202 cases answered 400 or 422 with a business-rule code the operation documents for that status: a rule
+    the schema cannot express (the state of the objects named — a prescription not signed yet, a prescriber the
+    stateful sequence deactivated — or the partner's configuration, such as a product's required intake questions).
+    A schema-valid body refused with a schema code (INVALID_BODY, VALIDATION_ERROR) is never excused."""
     out = []
     for _name, text in cases:
         curls, status, code = _LAST_CURL.findall(text), _STATUS.search(text), _ERROR_CODE.search(text)
-        if not curls or status is None or status.group(1) != "422" or code is None:
+        if not curls or status is None or status.group(1) not in ("400", "422") or code is None:
+            continue
+        if code.group(1) in SCHEMA_CODES:
             continue
         method, path = curls[-1]
         op = ctx.spec.find_operation(method, path)
-        if op is not None and code.group(1) in op.error_codes(422):
-            out.append(f"{op.key} answered its documented 422 {code.group(1)} (state of the objects named)")
+        if op is not None and code.group(1) in op.error_codes(int(status.group(1))):
+            out.append(
+                f"{op.key} answered its documented {status.group(1)} {code.group(1)} (a business rule)"
+            )
     return out
 
 

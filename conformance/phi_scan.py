@@ -41,7 +41,9 @@ def spec_constants(document: dict[str, Any]) -> set[str]:
 
 def _strings(value: Any) -> Iterable[str]:
     if isinstance(value, dict):
-        for v in value.values():
+        for k, v in value.items():
+            if isinstance(k, str):  # keys too: metadata keys are partner data, not PHI
+                yield k
             yield from _strings(v)
     elif isinstance(value, list):
         for v in value:
@@ -76,7 +78,10 @@ class PhiValues:
             self.add(response, op.response(status) if op else None)
 
     def values(self) -> set[str]:
-        return {
+        """The values worth searching for: long enough, not a contract constant or timestamp, and not part of a
+        value seen at a non-PHI position (a condition name that is also public catalog text, say: finding it in
+        a log proves nothing)."""
+        candidates = {
             v
             for v in self.phi
             if len(v) >= MIN_LENGTH
@@ -84,6 +89,8 @@ class PhiValues:
             and v not in self.non_phi
             and not _TIMESTAMP.match(v)
         }
+        public = "\n".join(self.non_phi)
+        return {v for v in candidates if v not in public}
 
 
 def scan(text: str, values: Iterable[str]) -> list[str]:
@@ -132,8 +139,15 @@ def collect_from_database(database_url: str, phi: PhiValues, schema: str | None 
 
 
 def add_exchanges(phi: PhiValues, exchanges: Iterable[Any]) -> None:
-    """Add what a conformance run sent and received (``conformance.http.Exchange``, schemathesis' included)."""
+    """Add what a conformance run sent and received (``conformance.http.Exchange``, schemathesis' included);
+    query parameters the spec does not mark x-phi are non-PHI positions (a summary's ``date``, say)."""
+    from urllib.parse import parse_qsl, urlsplit
+
     for ex in exchanges:
+        op = phi.phi_map.operations.get(ex.operation_id or "")
+        marked = {name for where, name in op.phi_params if where == "query"} if op else set()
+        for name, value in parse_qsl(urlsplit(ex.url or "").query, keep_blank_values=True):
+            (phi.phi if name in marked else phi.non_phi).add(value)
         request = None
         if ex.request_body:
             try:

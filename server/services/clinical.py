@@ -987,8 +987,11 @@ class ClinicalService:
                 if appt is None or appt.partner_id != partner.id or appt.patient_id != patient.id:
                     raise not_found("appointment")
             else:
-                appts = view.appointments_of(patient.id)
-                appt = appts[0] if appts else None
+                # C-021: the most recent appointment with a submitted intake (a partner-submitted
+                # prescription's appointment has none and must not hide the enrollment's)
+                appt = next(
+                    (a for a in view.appointments_of(patient.id) if view.intake_of(a) is not None), None
+                )
             intake = view.intake_of(appt) if appt is not None else None
             if appt is None or intake is None:
                 raise ApiError(

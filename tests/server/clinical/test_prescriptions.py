@@ -320,3 +320,16 @@ def test_fulfillment_of_an_inline_prescription_moves_with_its_referral(sandbox, 
         for e in rows:
             schemas.webhook(e.event_type, e.payload)
     assert "referral.shipped" in types and types[-1] == "referral.delivered"
+
+
+def test_default_intake_skips_a_newer_appointment_without_one(sandbox):
+    """C-021: GET .../intake without appointment_id is the most recent appointment *with* a submitted intake."""
+    p = sandbox.partner("clinical")
+    ref = enroll(sandbox, p, state="TX")
+    patient_id = ref["patient_id"]
+    pres = prescriber(sandbox, p)
+    r = submit(sandbox, p, rx(pres, patient_id=patient_id))
+    assert r.status_code == 201, r.text
+    intake = get(sandbox, p, f"/partner/patients/{patient_id}/intake")
+    assert intake.status_code == 200, intake.text
+    assert intake.json()["appointment_id"] == ref["appointment_id"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -56,6 +57,22 @@ ROLES: dict[str, tuple[str, int | None]] = {
     "prescriber_b": ("prescriber", None),
     "prescriber_ref": ("referral", 300),
 }
+
+
+def stealth(env: dict[str, str], *args: str) -> dict[str, str]:
+    """Run a `stealth` CLI command (with --json) against the sandbox of ``env``; its JSON output."""
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", *args, "--json"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(
+            f"`stealth {' '.join(args)}` failed ({out.returncode}):\n{out.stderr.strip()[-2000:]}"
+        )
+    return dict(json.loads(out.stdout))
 
 
 def sandbox_env(state: Path, *, faults: tuple[str, ...] = (), rate_limit: int = RATE_LIMIT) -> dict[str, str]:

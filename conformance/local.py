@@ -63,6 +63,22 @@ ROLES: dict[str, tuple[str, int | None]] = {
 }
 
 
+def stealth(env: dict[str, str], *args: str) -> dict[str, str]:
+    """Run a `stealth` CLI command (with --json) against the sandbox of ``env``; its JSON output."""
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", *args, "--json"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(
+            f"`stealth {' '.join(args)}` failed ({out.returncode}):\n{out.stderr.strip()[-2000:]}"
+        )
+    return dict(json.loads(out.stdout))
+
+
 def sandbox_env(state: Path, *, faults: tuple[str, ...] = (), rate_limit: int = RATE_LIMIT) -> dict[str, str]:
     """The environment of a fresh sandbox in ``state`` (SQLite, background jobs on, no auto-advance)."""
     env = {

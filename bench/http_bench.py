@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -135,6 +136,57 @@ def warm(port: int, seeded: Seeded) -> None:
     asyncio.run(go())
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _merge(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one variant/endpoint: medians of rps, p50 and p99; counts summed."""
+    out: dict[str, Any] = {
+        "requests": sum(int(r["requests"]) for r in slices),
+        "rps": round(_median([float(r["rps"]) for r in slices]), 1),
+        "p50_ms": round(_median([float(r["p50_ms"]) for r in slices]), 2),
+        "p99_ms": round(_median([float(r["p99_ms"]) for r in slices]), 2),
+        "errors": sum(int(r.get("errors", 0)) for r in slices),
+        "rounds_rps": [r["rps"] for r in slices],
+        "generator": slices[0]["generator"],
+    }
+    if "non_2xx" in slices[0]:
+        out["non_2xx"] = sum(int(r["non_2xx"]) for r in slices)
+    if "statuses" in slices[0]:
+        statuses: dict[str, int] = {}
+        for r in slices:
+            for k, v in r["statuses"].items():
+                statuses[k] = statuses.get(k, 0) + v
+        out["statuses"] = statuses
+    return out
+
+
+def _variants(target: Target, n: int) -> list[tuple[str, list[str], dict[str, str], list[str]]]:
+    return [
+        (
+            "sandbox",
+            procs.uvicorn_cmd("server.app:app_from_env", 0, n),
+            target.server_env(),
+            ["get", "list", "post"],
+        ),
+        (
+            "sandbox_no_response_validation",
+            procs.uvicorn_cmd("server.app:app_from_env", 0, n),
+            target.server_env(response_validation=False),
+            ["get", "list", "post"],
+        ),
+        (
+            "bare_starlette",
+            procs.uvicorn_cmd("bench.bare_app:app_from_env", 0, n),
+            target.server_env(),
+            ["get"],
+        ),
+    ]
+
+
 def run(
     targets: list[Target],
     seeds: dict[str, Seeded],
@@ -147,77 +199,69 @@ def run(
     with_prism: bool,
     logs: Path,
     use_wrk: bool,
+    rounds: int = 3,
 ) -> list[dict[str, Any]]:
+    """Per database and worker count, all variants run at once and are measured in interleaved rounds
+    (A, B, C, A, B, C, ...): on a shared machine the load drifts, and interleaving spreads the drift
+    over every variant instead of handing it to whichever ran last."""
     rows: list[dict[str, Any]] = []
-    for target in targets:
-        seeded = seeds[target.label]
-        for n in workers:
-            variants: list[tuple[str, list[str], dict[str, str], list[str]]] = [
-                (
-                    "sandbox",
-                    procs.uvicorn_cmd("server.app:app_from_env", 0, n),
-                    target.server_env(),
-                    ["get", "list", "post"],
-                ),
-                (
-                    "sandbox_no_response_validation",
-                    procs.uvicorn_cmd("server.app:app_from_env", 0, n),
-                    target.server_env(response_validation=False),
-                    ["get", "list", "post"],
-                ),
-                (
-                    "bare_starlette",
-                    procs.uvicorn_cmd("bench.bare_app:app_from_env", 0, n),
-                    target.server_env(),
-                    ["get"],
-                ),
-            ]
-            for name, cmd, env, endpoints in variants:
-                port = procs.free_port()
-                cmd = [*cmd[: cmd.index("--port") + 1], str(port), *cmd[cmd.index("--port") + 2 :]]
-                with procs.process(cmd, env, port, logs / f"{name}-{target.label}-{n}.log"):
-                    warm(port, seeded)
-                    for endpoint in endpoints:
-                        out = measure(
-                            port,
-                            seeded,
-                            endpoint,
-                            duration=duration,
-                            connections=connections,
-                            use_wrk=use_wrk,
+    slice_seconds = max(1.0, duration / rounds)
+    with contextlib.ExitStack() as prism_stack:
+        prism_port: int | None = None
+        if with_prism and targets:
+            port = procs.free_port()
+            try:
+                prism_stack.enter_context(procs.process(procs.prism_cmd(port), {}, port, logs / "prism.log"))
+                prism_port = port
+            except (RuntimeError, TimeoutError) as exc:  # recorded, not fatal: the other rows stand
+                print(f"bench http prism: did not start ({exc}); see {logs / 'prism.log'}", flush=True)
+        for target in targets:
+            seeded = seeds[target.label]
+            for n in workers:
+                with contextlib.ExitStack() as stack:
+                    ports: dict[str, int] = {}
+                    plan: list[tuple[str, str]] = []
+                    for name, cmd, env, endpoints in _variants(target, n):
+                        port = procs.free_port()
+                        cmd = [*cmd[: cmd.index("--port") + 1], str(port), *cmd[cmd.index("--port") + 2 :]]
+                        stack.enter_context(
+                            procs.process(cmd, env, port, logs / f"{name}-{target.label}-{n}.log")
                         )
+                        ports[name] = port
+                        plan += [(name, e) for e in endpoints]
+                    if prism_port is not None:
+                        ports["prism_mock"] = prism_port
+                        plan += [("prism_mock", e) for e in ("get", "list", "post")]
+                    for port in ports.values():
+                        warm(port, seeded)
+                    slices: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in plan}
+                    for _ in range(rounds):
+                        for name, endpoint in plan:
+                            slices[(name, endpoint)].append(
+                                measure(
+                                    ports[name],
+                                    seeded,
+                                    endpoint,
+                                    duration=slice_seconds,
+                                    connections=connections,
+                                    use_wrk=use_wrk,
+                                )
+                            )
+                    for (name, endpoint), got in slices.items():
+                        out = _merge(got)
                         rows.append(
                             {"server": name, "db": target.label, "workers": n, "endpoint": endpoint, **out}
                         )
                         print(f"bench http {name} {target.label} w={n} {endpoint}: {out}", flush=True)
-                    if name == "sandbox":
-                        out = fixed_rate(port, seeded, rate=fixed_rps, duration=fixed_duration)
-                        rows.append(
-                            {
-                                "server": name,
-                                "db": target.label,
-                                "workers": n,
-                                "endpoint": "get@fixed_rate",
-                                **out,
-                            }
-                        )
-                        print(
-                            f"bench http {name} {target.label} w={n} get@{fixed_rps:g}/s: {out}", flush=True
-                        )
-    if with_prism and targets:
-        seeded = seeds[targets[0].label]
-        port = procs.free_port()
-        try:
-            with procs.process(procs.prism_cmd(port), {}, port, logs / "prism.log"):
-                warm(port, seeded)
-                for endpoint in ("get", "list", "post"):
-                    out = measure(
-                        port, seeded, endpoint, duration=duration, connections=connections, use_wrk=use_wrk
-                    )
+                    out = fixed_rate(ports["sandbox"], seeded, rate=fixed_rps, duration=fixed_duration)
                     rows.append(
-                        {"server": "prism_mock", "db": "none", "workers": 1, "endpoint": endpoint, **out}
+                        {
+                            "server": "sandbox",
+                            "db": target.label,
+                            "workers": n,
+                            "endpoint": "get@fixed_rate",
+                            **out,
+                        }
                     )
-                    print(f"bench http prism {endpoint}: {out}", flush=True)
-        except (RuntimeError, TimeoutError) as exc:  # recorded, not fatal: the other rows stand
-            print(f"bench http prism: did not start ({exc}); see {logs / 'prism.log'}", flush=True)
+                    print(f"bench http sandbox {target.label} w={n} get@{fixed_rps:g}/s: {out}", flush=True)
     return rows

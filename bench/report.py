@@ -100,9 +100,13 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
             {"target": name, "measured": round(measured, 2), "goal": target, "met": met, "note": note}
         )
 
-    prism = {e: _find(http, server="prism_mock", endpoint=e) for e in ("get", "list", "post")}
     for db in ("sqlite", "postgresql"):
         for n in (1, 2):
+            prism = {
+                e: _find(http, server="prism_mock", db=db, workers=n, endpoint=e)
+                or _find(http, server="prism_mock", endpoint=e)
+                for e in ("get", "list", "post")
+            }
             sb = _find(http, server="sandbox", db=db, workers=n, endpoint="get")
             bare = _find(http, server="bare_starlette", db=db, workers=n, endpoint="get")
             if sb and bare:
@@ -117,8 +121,9 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
                 sb_e = _find(http, server="sandbox", db=db, workers=n, endpoint=endpoint)
                 pr = prism[endpoint]
                 if sb_e and pr:
+                    label = "/partner/referrals/{id}" if endpoint == "get" else "/partner/referrals?limit=50"
                     add(
-                        f"GET {endpoint} vs Prism -v error ({db}, {n}w)",
+                        f"GET {label} vs Prism -v error ({db}, {n}w)",
                         sb_e["rps"] / pr["rps"],
                         TARGETS["get_vs_prism"],
                         True,

@@ -7,6 +7,7 @@ directory; the full run writes bench/results/<timestamp>.json and the table in b
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -26,8 +27,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)}")
     p.add_argument("--db", default="sqlite,postgresql", help="sqlite and/or postgresql")
     p.add_argument("--workers", default="1,2", help="uvicorn / stealth worker process counts")
-    p.add_argument("--duration", type=float, default=8.0, help="seconds per throughput run")
+    p.add_argument("--duration", type=float, default=9.0, help="seconds per throughput figure (all rounds)")
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per throughput figure")
     p.add_argument("--fixed-rps", type=float, default=200.0, help="offered rate of the latency run")
     p.add_argument("--fixed-duration", type=float, default=10.0)
     p.add_argument("--hook-backlog", type=int, default=3000)
@@ -45,17 +47,24 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--work-dir", type=Path, default=procs.REPO / "build" / "bench")
     p.add_argument("--readme", type=Path, default=procs.REPO / "bench" / "README.md")
     p.add_argument("--no-readme", action="store_true")
+    p.add_argument("--render", type=Path, help="only re-render the README table from a results JSON")
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.fixed_rps, args.fixed_duration = 1.0, 50.0, 1.0
         args.hook_backlog, args.hook_rate, args.hook_duration = 40, 50.0, 0.5
-        args.sizes, args.repeat, args.connections = "200,2000", 10, 4
+        args.sizes, args.repeat, args.connections, args.rounds = "200,2000", 10, 4, 1
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     args = parse(argv)
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        saved["verdicts"] = report.verdicts(saved)
+        report.update_readme(args.readme, report.markdown(saved, args.render.name))
+        print(f"bench: {args.readme} re-rendered from {args.render}", flush=True)
+        return 0
     parts = [p for p in args.parts.split(",") if p]
     unknown = set(parts) - set(PARTS)
     if unknown:
@@ -106,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 with_prism=not args.no_prism and (procs.REPO / "node_modules" / ".bin" / "prism").exists(),
                 logs=logs,
                 use_wrk=use_wrk,
+                rounds=args.rounds,
             )
         if "webhooks" in parts:
             from bench import webhook_bench

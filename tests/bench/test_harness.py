@@ -85,7 +85,7 @@ def test_verdicts_compare_measured_to_goal() -> None:
     ]
     lines = {v["target"]: v for v in report.verdicts({"http": rows})}
     bare = lines["GET /partner/referrals/{id} vs bare Starlette (sqlite, 1w)"]
-    prism = lines["GET get vs Prism -v error (sqlite, 1w)"]
+    prism = lines["GET /partner/referrals/{id} vs Prism -v error (sqlite, 1w)"]
     assert (bare["measured"], bare["met"]) == (0.6, True)
     assert (prism["measured"], prism["met"]) == (0.75, False)
 

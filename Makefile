@@ -97,8 +97,9 @@ conformance: $(BUNDLES) ## Start a fresh local sandbox and run the full conforma
 portal: $(BUNDLES) $(NODE_STAMP) ## Build the static developer portal into build/portal (also served by `make serve` at /docs)
 	$(PY) -m portal.build --out build/portal
 
-bench: ## (not yet) Run the benchmarks
-	@echo "make bench: not yet implemented (benchmark issue)" >&2; exit 2
+# BENCH_ARGS passes options to the harness, e.g. BENCH_ARGS="--parts http --db sqlite" (python -m bench.run -h).
+bench: $(BUNDLES) $(NODE_STAMP) ## Benchmarks (installs wrk if missing): bench/results/<timestamp>.json + table in bench/README.md
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 soak: install ## Long reliability runs (needs STEALTH_TEST_POSTGRES_URL, STEALTH_TEST_REDIS_URL); figures in build/reliability, RELIABILITY.md
 	@test -n "$${STEALTH_TEST_POSTGRES_URL:-}" -a -n "$${STEALTH_TEST_REDIS_URL:-}" || \

@@ -17,6 +17,7 @@ from server.cursor import CursorCodec, filter_digest
 from server.db.models import Fulfillment, Payment, Referral, ReferralStatusHistory, TrackingToken
 from server.errors import ApiError, not_found
 from server.repositories import partners as partners_repo
+from server.repositories import referral_reads
 from server.repositories import referrals as referrals_repo
 from server.repositories.referrals import ListFilters
 from server.services.transitions import (
@@ -228,14 +229,26 @@ class ReferralService:
             self.expire_due(partner, referral_id)  # due on the partner's clock: expire, then read again
         return referral
 
+    def read(self, partner: AuthenticatedPartner, referral_id: str) -> referral_reads.ReferralView:
+        """What GET /partner/referrals/{id} shows: as :meth:`get`, read with Core (no ORM objects)."""
+        for _ in range(2):
+            with self.state.db.session() as session:
+                view = referral_reads.read(session, partner.id, referral_id)
+            if view is None:
+                raise referral_not_found(referral_id)
+            if view.status != "created" or view.expires_at > clock.partner_now(partner.clock_offset_seconds):
+                return view
+            self.expire_due(partner, referral_id)  # due on the partner's clock: expire, then read again
+        return view
+
     def list(
         self, partner: AuthenticatedPartner, filters: ListFilters, limit: int, cursor: str | None
-    ) -> tuple[list[Referral], str | None]:
+    ) -> tuple[list[referral_reads.ReferralView], str | None]:
         self.expire_due(partner)
         digest = filter_digest("referrals:" + partner.id, filters.as_dict())
         after = self.cursors.decode(cursor, digest) if cursor else None
         with self.state.db.session() as session:
-            rows = list(referrals_repo.page(session, partner.id, filters, limit, after))
+            rows = referral_reads.page(session, partner.id, filters, limit, after)
         has_more = len(rows) > limit
         rows = rows[:limit]
         last = (

@@ -168,7 +168,9 @@ def measure(target: Target, count: int, repeat: int) -> dict[str, Any]:
                     select(Referral.created_at, Referral.id)
                     .where(Referral.partner_id == who.id)
                     .order_by(Referral.created_at.desc(), Referral.id.desc())
-                    .offset(int((total or 0) * fraction))
+                    .offset(
+                        max(0, min(int((total or 0) * fraction), (total or 0) - 51))
+                    )  # a full page follows
                     .limit(1)
                 ).one()
                 cursors[label] = handlers.service.cursors.encode(row[0], row[1], digest)

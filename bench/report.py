@@ -151,7 +151,7 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
             row["p99_ms"],
             TARGETS["dispatch_p99"],
             False,
-            f"at {row['achieved_rate']}/s offered, p50 {row['p50_ms']} ms",
+            f"at {row['achieved_rate']}/s of state changes, p50 {row['p50_ms']} ms",
         )
     growth = sorted(result.get("growth") or [], key=lambda r: r["size"])
     if len(growth) >= 2:

@@ -146,3 +146,18 @@ def test_quick_run_writes_results_and_table(tmp_path: Path) -> None:
         assert sizes == [200, 2000] and all(g["list_deep"]["p99_ms"] > 0 for g in result["growth"])
     assert any(v["target"].startswith("GET /partner/referrals/{id} vs bare") for v in result["verdicts"])
     assert report.START in readme.read_text() and "| sandbox | sqlite | 1 | get |" in readme.read_text()
+
+
+def test_profile_summary_shares_are_inclusive_and_own(tmp_path: Path) -> None:
+    from bench.profile import summarize
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        "main (a.py:1);Runner.run (asyncio/runners.py:10) 30\n"
+        "run (t.py:1);ReferralHandlers.get_referral (h.py:5);Session._execute_internal (s.py:9) 60\n"
+        "run (t.py:1);ReferralHandlers.get_referral (h.py:6) 10\n"
+    )
+    text = summarize(raw)
+    assert "100 samples" in text
+    assert " 70.0%  ReferralHandlers.get_referral (h.py)" in text  # two lines of one frame, merged
+    assert " 60.0%  Session._execute_internal (s.py)" in text and " 30.0%  Runner.run" in text

@@ -60,12 +60,18 @@ class PhiValues:
         self.constants = constants
         self.phi: set[str] = set()
         self.non_phi: set[str] = set()
+        # non-PHI text a PHI value may be part of without that proving anything (catalog text, metadata keys,
+        # query values); never error answers, whose messages may quote the caller's PHI
+        self.public: set[str] = set()
 
-    def add(self, value: Any, shape: Shape | None) -> None:
+    def add(self, value: Any, shape: Shape | None, *, public: bool = True) -> None:
         red: Redactor = self.phi_map.redactor()
         kept = red.value(value, shape)
         self.phi |= {v for v in red.values if not v.isdigit()}
-        self.non_phi |= {s for s in _strings(kept) if s != MASK}
+        seen = {s for s in _strings(kept) if s != MASK}
+        self.non_phi |= seen
+        if public:
+            self.public |= seen
 
     def add_literal(self, *values: str) -> None:
         self.phi |= {v for v in values if v}
@@ -75,7 +81,7 @@ class PhiValues:
         if request is not None:
             self.add(request, op.request if op else None)
         if response is not None:
-            self.add(response, op.response(status) if op else None)
+            self.add(response, op.response(status) if op else None, public=status < 400)
 
     def values(self) -> set[str]:
         """The values worth searching for: long enough, not a contract constant or timestamp, and not part of a
@@ -89,7 +95,7 @@ class PhiValues:
             and v not in self.non_phi
             and not _TIMESTAMP.match(v)
         }
-        public = "\n".join(self.non_phi)
+        public = "\n".join(self.public)
         return {v for v in candidates if v not in public}
 
 
@@ -147,7 +153,11 @@ def add_exchanges(phi: PhiValues, exchanges: Iterable[Any]) -> None:
         op = phi.phi_map.operations.get(ex.operation_id or "")
         marked = {name for where, name in op.phi_params if where == "query"} if op else set()
         for name, value in parse_qsl(urlsplit(ex.url or "").query, keep_blank_values=True):
-            (phi.phi if name in marked else phi.non_phi).add(value)
+            if name in marked:
+                phi.phi.add(value)
+            else:
+                phi.non_phi.add(value)
+                phi.public.add(value)
         request = None
         if ex.request_body:
             try:

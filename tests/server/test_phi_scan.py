@@ -33,7 +33,8 @@ def test_a_phi_value_that_is_part_of_public_text_is_not_searched_for(spec_docume
 
     phi = PhiValues(PhiMap(spec_document), spec_constants(spec_document))
     phi.add_literal("Testosterone Replacement Therapy", "Jane Quill-Roe")
-    phi.non_phi.add("Testosterone Replacement Therapy (Cream)")  # a product's display name (listProducts)
+    phi.add({"display_name": "Testosterone Replacement Therapy (Cream)"}, None)  # catalog text (listProducts)
+    phi.add_exchange("getPatient", None, 400, {"error": {"message": "Jane Quill-Roe is not valid"}})
     assert phi.values() == {"Jane Quill-Roe"}
 
 

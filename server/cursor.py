@@ -69,3 +69,14 @@ class CursorCodec:
             return parse_iso(data["t"]), data["i"]
         except (ValueError, KeyError, TypeError, json.JSONDecodeError):
             raise invalid_cursor() from None
+
+
+def after_position(created_at: Any, row_id: Any, position: tuple[datetime, Any]) -> Any:
+    """Rows strictly after a cursor's (created_at, id) position, newest first.
+
+    A row-value comparison, not ``created_at < t OR (created_at = t AND id < i)``: PostgreSQL turns it into an
+    index range on (partner_id, created_at, id), so a deep page costs what the first one does.
+    """
+    from sqlalchemy import tuple_
+
+    return tuple_(created_at, row_id) < tuple_(*position)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from server.cursor import after_position
 from server.db.models import Fulfillment, Payment, Referral, ReferralStatusHistory
 from server.repositories.referrals import ListFilters
 
@@ -172,8 +173,6 @@ def page(
     if filters.created_before:
         conds.append(Referral.created_at < filters.created_before)
     if after is not None:
-        # A row-value comparison, not `created_at < t OR (created_at = t AND id < rid)`: PostgreSQL turns
-        # it into an index range on (partner_id, created_at, id), so a deep page costs what the first does.
-        conds.append(tuple_(Referral.created_at, Referral.id) < tuple_(*after))
+        conds.append(after_position(Referral.created_at, Referral.id, after))
     stmt = _base().where(*conds).order_by(Referral.created_at.desc(), Referral.id.desc()).limit(limit + 1)
     return _views(session, session.execute(stmt).all())

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 from server import audit, clock, faults, ids
 from server.auth import AuthenticatedPartner
 from server.clock import iso
-from server.cursor import CursorCodec, filter_digest
+from server.cursor import CursorCodec, after_position, filter_digest
 from server.db.models import Event, IntakeSubmission, Patient, Product, Referral, ReferralStatusHistory
 from server.db.models_clinical import (
     ClinicalAppointment,
@@ -889,8 +889,7 @@ class ClinicalService:
         if filters.created_before:
             conds.append(Patient.created_at < filters.created_before)
         if after is not None:
-            t, pid = after
-            conds.append(or_(Patient.created_at < t, and_(Patient.created_at == t, Patient.id < pid)))
+            conds.append(after_position(Patient.created_at, Patient.id, after))
         with self.state.db.session() as session:
             rows = list(
                 session.scalars(
@@ -1088,13 +1087,7 @@ class ClinicalService:
             if created_after:
                 conds.append(ClinicalTransaction.created_at > created_after)
             if after is not None:
-                t, tid = after
-                conds.append(
-                    or_(
-                        ClinicalTransaction.created_at < t,
-                        and_(ClinicalTransaction.created_at == t, ClinicalTransaction.id < tid),
-                    )
-                )
+                conds.append(after_position(ClinicalTransaction.created_at, ClinicalTransaction.id, after))
             rows = list(
                 session.scalars(
                     select(ClinicalTransaction)

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server import audit, clock, ids
 from server.auth import AuthenticatedPartner
 from server.clock import iso
-from server.cursor import CursorCodec, filter_digest
+from server.cursor import CursorCodec, after_position, filter_digest
 from server.db.models import Event, Patient
 from server.db.models_clinical import PatientAddress
 from server.db.models_prescriber import PrescriberAppointment
@@ -33,6 +33,7 @@ from server.pharmacy import simulation as pharmacy
 from server.repositories import partners as partners_repo
 from server.services import clinical
 from server.services import prescriber_catalog as catalog
+from server.services.simulation import Made
 from server.state import AppState
 
 SCENARIO_KEY = "sandbox_scenario"
@@ -97,28 +98,6 @@ def routing_view(appt: PrescriberAppointment) -> dict[str, Any] | None:
     return dict(appt.routing) if appt.routing else None
 
 
-def detail(appt: PrescriberAppointment, now: datetime) -> dict[str, Any]:
-    return {
-        "appointment_id": appt.id,
-        "patient_id": appt.patient_id,
-        "partner_reference": appt.partner_reference,
-        "condition": appt.condition,
-        "status": appt.status,
-        "has_prescription": appt.prescription is not None,
-        "pharmacy_preference": appt.pharmacy_preference,
-        "preferred_pharmacy_id": appt.preferred_pharmacy_id,
-        "patient": dict(appt.patient),
-        "prescription": prescription_view(appt, now, full=False) if appt.prescription else None,
-        "pharmacy_routing": routing_view(appt),
-        "review_fee": dict(appt.review_fee),
-        "denial_details": dict(appt.denial) if appt.denial else None,
-        "metadata": dict(appt.metadata_ or {}),
-        "created_at": iso(appt.created_at),
-        "updated_at": iso(appt.updated_at),
-        "reviewed_at": iso(appt.reviewed_at),
-    }
-
-
 def list_item(appt: PrescriberAppointment) -> dict[str, Any]:
     return {
         "appointment_id": appt.id,
@@ -131,6 +110,22 @@ def list_item(appt: PrescriberAppointment) -> dict[str, Any]:
         "created_at": iso(appt.created_at),
         "reviewed_at": iso(appt.reviewed_at),
     }
+
+
+def detail(appt: PrescriberAppointment, now: datetime) -> dict[str, Any]:
+    """GET /partner/appointments/{appointment_id}: the list item and everything else (seed 003 §7.2)."""
+    out = list_item(appt)
+    out.update(
+        preferred_pharmacy_id=appt.preferred_pharmacy_id,
+        patient=dict(appt.patient),
+        prescription=prescription_view(appt, now, full=False) if appt.prescription else None,
+        pharmacy_routing=routing_view(appt),
+        review_fee=dict(appt.review_fee),
+        denial_details=dict(appt.denial) if appt.denial else None,
+        metadata=dict(appt.metadata_ or {}),
+        updated_at=iso(appt.updated_at),
+    )
+    return out
 
 
 def submit_response(appt: PrescriberAppointment) -> dict[str, Any]:
@@ -147,28 +142,6 @@ def submit_response(appt: PrescriberAppointment) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- transitions and events
-
-
-@dataclass
-class Made:
-    """One transition written: what the sandbox advance control reports."""
-
-    lifecycle: str
-    from_state: str | None
-    to_state: str
-    event_type: str
-    event_id: str
-    occurred_at: datetime
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "lifecycle": self.lifecycle,
-            "from": self.from_state,
-            "to": self.to_state,
-            "event_type": self.event_type,
-            "event_id": self.event_id,
-            "occurred_at": iso(self.occurred_at),
-        }
 
 
 def emit(
@@ -798,13 +771,7 @@ class PrescriberService:
         if filters.created_before:
             conds.append(PrescriberAppointment.created_at < filters.created_before)
         if after is not None:
-            t, aid = after
-            conds.append(
-                or_(
-                    PrescriberAppointment.created_at < t,
-                    and_(PrescriberAppointment.created_at == t, PrescriberAppointment.id < aid),
-                )
-            )
+            conds.append(after_position(PrescriberAppointment.created_at, PrescriberAppointment.id, after))
         with self.state.db.session() as session:
             rows = list(
                 session.scalars(

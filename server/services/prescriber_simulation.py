@@ -23,8 +23,8 @@ from server.db.models_prescriber import PrescriberAppointment
 from server.errors import ApiError
 from server.lifecycle import IllegalTransition
 from server.services import prescriber_catalog as catalog
-from server.services.prescriber import Made, PrescriberService, detail
-from server.services.simulation import bump_clock
+from server.services.prescriber import PrescriberService, detail
+from server.services.simulation import Made, bump_clock
 from server.state import AppState
 
 TRIGGERABLE = frozenset(

@@ -128,10 +128,10 @@ class Step:
 
 @dataclass(frozen=True)
 class Made:
-    """One transition made, with the event it emitted (SandboxReferralTransition)."""
+    """One transition made, with the event it emitted (SandboxReferralTransition, SandboxAppointmentTransition)."""
 
     lifecycle: str
-    from_state: str
+    from_state: str | None
     to_state: str
     event_type: str | None
     event_id: str | None

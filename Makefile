@@ -88,8 +88,8 @@ test: install lint ## Everything CI runs: install, lint, bundle, pytest, and a r
 serve: $(STAMP) portal ## Run the reference sandbox on SQLite (http://127.0.0.1:8080, PORT to change; portal at /docs)
 	$(VENV)/bin/stealth serve
 
-# Tiers whose sandbox surface is complete; clinical and prescriber join as their issues land.
-CONFORMANCE_TIERS ?= referral
+# Every tier (conformance/local.py provisions each one's partners; the runs go in parallel against one sandbox).
+CONFORMANCE_TIERS ?= referral,clinical,prescriber
 
 conformance: $(BUNDLES) ## Start a fresh local sandbox and run the full conformance suite against it (reports in build/conformance)
 	$(PY) -m conformance.local --tiers $(CONFORMANCE_TIERS) --report-dir build/conformance
@@ -97,8 +97,9 @@ conformance: $(BUNDLES) ## Start a fresh local sandbox and run the full conforma
 portal: $(BUNDLES) $(NODE_STAMP) ## Build the static developer portal into build/portal (also served by `make serve` at /docs)
 	$(PY) -m portal.build --out build/portal
 
-bench: ## (not yet) Run the benchmarks
-	@echo "make bench: not yet implemented (benchmark issue)" >&2; exit 2
+# BENCH_ARGS passes options to the harness, e.g. BENCH_ARGS="--parts http --db sqlite" (python -m bench.run -h).
+bench: $(BUNDLES) $(NODE_STAMP) ## Benchmarks (installs wrk if missing): bench/results/<timestamp>.json + table in bench/README.md
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 soak: install ## Long reliability runs (needs STEALTH_TEST_POSTGRES_URL, STEALTH_TEST_REDIS_URL); figures in build/reliability, RELIABILITY.md
 	@test -n "$${STEALTH_TEST_POSTGRES_URL:-}" -a -n "$${STEALTH_TEST_REDIS_URL:-}" || \

@@ -13,6 +13,7 @@ names with dashes or underscores, e.g.::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -82,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=["referral", "clinical", "prescriber"],
         help="tier of the second partner's key (default: --tier)",
     )
+    r.add_argument(
+        "--referral-partner-id",
+        help="a referral-tier partner for tier enforcement and PHI checks when neither partner above is one",
+    )
+    r.add_argument("--referral-api-key")
     r.add_argument("--webhook-listen", help="HOST:PORT for the suite's webhook receiver")
     r.add_argument(
         "--webhook-public-url", help="the URL the deployment delivers to (the partner's webhook URL)"
@@ -151,6 +157,26 @@ def _run_config(ns: argparse.Namespace) -> Any:
     return RunConfig(**values)
 
 
+def _record_phi_values(path: Path) -> None:
+    from server.config import DEFAULT_SPEC_DIR
+    from server.redaction import PhiMap
+    from server.spec import load_spec
+
+    from . import runner
+    from .phi_scan import PhiValues, add_exchanges, spec_constants
+
+    document = load_spec(DEFAULT_SPEC_DIR)
+    phi = PhiValues(PhiMap(document), spec_constants(document))
+
+    def observe(exchanges: list[Any]) -> None:
+        add_exchanges(phi, exchanges)
+        path.write_text(
+            json.dumps({"phi": sorted(phi.phi), "non_phi": sorted(phi.non_phi)}), encoding="utf-8"
+        )
+
+    runner.EXCHANGE_OBSERVERS.append(observe)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     # `stealth conformance --base-url ...` (issue #8 syntax) means `run`.
@@ -163,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return main_receiver(ns)
     from .runner import run
 
+    phi_out = os.environ.get("STEALTH_CONFORMANCE_PHI_OUT")
+    if phi_out:  # conformance.local's PHI log scan: what this run sent and received, before any redaction
+        _record_phi_values(Path(phi_out))
     try:
         cfg = _run_config(ns)
         code, _data = run(cfg)

@@ -14,6 +14,7 @@ import base64
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -205,6 +206,56 @@ def _junit_failures(path: Path) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+_NOT_AVAILABLE_WITH = re.compile(r"Not available with: `([A-Z]+) ([^`]+)`")
+_ERROR_CODE = re.compile(r'"code"\s*:\s*"([A-Z][A-Z0-9_]+)"')
+
+
+def _documented_state_404s(ctx: Context, cases: list[tuple[str, str]]) -> list[str]:
+    """ST302 cases whose 404 is a documented state of an existing object, not a missing one.
+
+    E.g. the tracking link of a referral that has not shipped (404 TRACKING_NOT_AVAILABLE): the object was
+    created and is found; the operation's own 404 code says what it does not have yet.
+    """
+    out = []
+    for _name, text in cases:
+        where, code = _NOT_AVAILABLE_WITH.search(text), _ERROR_CODE.search(text)
+        if where is None or code is None or code.group(1).endswith("_NOT_FOUND"):
+            continue
+        op = next((o for o in ctx.spec.operations if (o.method, o.path) == where.groups()), None)
+        if op is not None and code.group(1) in op.error_codes(404):
+            out.append(f"{where.group(1)} {where.group(2)} answered its documented 404 {code.group(1)}")
+    return out
+
+
+_LAST_CURL = re.compile(r"curl -X ([A-Z]+) .*?https?://[^/\s']+(/[^\s'?]*)")
+_STATUS = re.compile(r"^\[(\d{3})\]", re.MULTILINE)
+
+
+# Codes that say "this body breaks the schema": a schema-valid body must never get them.
+SCHEMA_CODES = frozenset({"INVALID_BODY", "VALIDATION_ERROR"})
+
+
+def _documented_state_422s(ctx: Context, cases: list[tuple[str, str]]) -> list[str]:
+    """ST202 cases answered 400 or 422 with a business-rule code the operation documents for that status: a rule
+    the schema cannot express (the state of the objects named — a prescription not signed yet, a prescriber the
+    stateful sequence deactivated — or the partner's configuration, such as a product's required intake questions).
+    A schema-valid body refused with a schema code (INVALID_BODY, VALIDATION_ERROR) is never excused."""
+    out = []
+    for _name, text in cases:
+        curls, status, code = _LAST_CURL.findall(text), _STATUS.search(text), _ERROR_CODE.search(text)
+        if not curls or status is None or status.group(1) not in ("400", "422") or code is None:
+            continue
+        if code.group(1) in SCHEMA_CODES:
+            continue
+        method, path = curls[-1]
+        op = ctx.spec.find_operation(method, path)
+        if op is not None and code.group(1) in op.error_codes(int(status.group(1))):
+            out.append(
+                f"{op.key} answered its documented {status.group(1)} {code.group(1)} (a business rule)"
+            )
+    return out
+
+
 def partner_categories(ctx: Context) -> list[str]:
     """The product categories the primary partner may use, from its own GET /partner/products."""
     op = next((o for o in ctx.spec.operations if o.operation_id == "listProducts"), None)
@@ -238,6 +289,7 @@ def fuzz_document(ctx: Context) -> dict[str, Any]:
                     if isinstance(param, dict) and (param.get("schema") or {}).get("$ref") == ref:
                         param["schema"] = copy.deepcopy(original)
         schemas["ProductCategory"] = {**original, "enum": list(categories)}
+    _documented_rules(schemas)
     for item in (doc.get("paths") or {}).values():
         for holder in [item, *(v for k, v in item.items() if isinstance(v, dict) and k != "parameters")]:
             params = holder.get("parameters")
@@ -250,6 +302,39 @@ def fuzz_document(ctx: Context) -> dict[str, Any]:
                     )
                 ]
     return doc
+
+
+# A date no earlier than 2030 (and a day every month has), so that "after today" holds whenever the suite runs.
+FUTURE_DATE = r"^20[3-9][0-9]-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$"
+
+
+def _documented_rules(schemas: dict[str, Any]) -> None:
+    """Rules the spec documents in prose (the server checks them in the schema step) written as schema.
+
+    Positive data must satisfy them and negative data may break them, both answered as documented:
+    a prescription names exactly one of patient_id / referral_id / inline_patient (400 PATIENT_REFERRAL_REQUIRED,
+    DECISIONS C-007); a license registered must not have expired (400 PRESCRIBER_LICENSE_EXPIRED).
+    """
+    prescription = schemas.get("CreatePrescriptionRequest")
+    if isinstance(prescription, dict) and "oneOf" not in prescription:
+        props = prescription.get("properties") or {}
+        modes = [m for m in ("patient_id", "referral_id", "inline_patient") if m in props]
+        if modes:
+            prescription["oneOf"] = [{"required": [m]} for m in modes]
+    # Request side only: a prescriber read back may hold a license that has expired since.
+    licenses = ((schemas.get("CreatePrescriberRequest") or {}).get("properties") or {}).get("licenses")
+    license_ = schemas.get("PrescriberLicense")
+    if (
+        isinstance(licenses, dict)
+        and isinstance(license_, dict)
+        and "expires_at" in (license_.get("properties") or {})
+    ):
+        registered = copy.deepcopy(license_)
+        expires = registered["properties"]["expires_at"]
+        expires.pop("format", None)
+        expires["pattern"] = FUTURE_DATE
+        schemas["ConformanceRegisteredLicense"] = registered
+        licenses["items"] = {"$ref": "#/components/schemas/ConformanceRegisteredLicense"}
 
 
 def run_fuzz(ctx: Context, out_dir: Path, settings: FuzzSettings) -> dict[str, CheckResult]:
@@ -317,12 +402,24 @@ def run_fuzz(ctx: Context, out_dir: Path, settings: FuzzSettings) -> dict[str, C
         "errors": report.get("errors"),
         "command": report.get("command"),
     }
+    errors = report.get("errors") or []
+    if errors:
+        # Schemathesis' own errors (not the deployment's): some generated cases never ran. Said, not hidden.
+        what = ", ".join(f"{e.get('title')} x{e.get('count')}" for e in errors if isinstance(e, dict))
+        ctx.notes.append(f"schemathesis reported internal errors ({what}); see schemathesis-output.txt")
     for name, (cid, codes, _r) in FUZZ_CHECKS.items():
         res = results[cid]
         if not ctx.allow_writes and name in WRITE_ONLY:
             res.omit("needs writes (stateful creates); read-only run")
             continue
         hit = [failures[c] for c in codes if c in failures]
+        for code, excuse in (("ST302", _documented_state_404s), ("ST202", _documented_state_422s)):
+            cases = junit.get(code, [])
+            if code in codes and hit and cases:
+                excused = excuse(ctx, cases)
+                if len(excused) == len(cases):
+                    hit = [f for f in hit if f.get("code") != code]
+                    res.ok("; ".join(sorted(set(excused))))
         for f in hit:
             ops = ", ".join((f.get("operations") or [])[:6])
             res.fail(

@@ -43,7 +43,7 @@ class Redactor:
                     self.constants.add(node["const"])
         alt = "|".join(sorted((re.escape(n) for n in names), key=len, reverse=True))
         value = r'(?:"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|-?[\d.]+|true|false|null|True|False|None|\{[^{}]*\}|\[[^\[\]]*\])'
-        self._kv = re.compile(rf'(["\'])({alt})\1(\s*:\s*){value}')
+        self._kv = re.compile(rf'(["\'])({alt})\1(\s*:\s*)({value})')
         self._query = re.compile(rf"([?&](?:{alt})=)[^&#\s'\"]*")
 
     # ---- learning values ------------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ class Redactor:
                 pass
         out = text
         for _ in range(6):
-            new = self._kv.sub(lambda m: f'{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}"{MASK}"', out)
+            new = self._kv.sub(self._mask_pair, out)
             if new == out:
                 break
             out = new
@@ -119,6 +119,12 @@ class Redactor:
         out = KEY_RE.sub(lambda m: m.group(1) + "…" + MASK, out)
         out = WHSEC_RE.sub("whsec_" + MASK, out)
         return out
+
+    def _mask_pair(self, m: re.Match[str]) -> str:
+        value = m.group(4)
+        if value[:1] in "\"'" and self._constant(value[1:-1]):  # an error code in a PHI-named "code" key
+            return m.group(0)
+        return f'{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}"{MASK}"'
 
     def headers(self, headers: dict[str, str]) -> dict[str, str]:
         out = {}

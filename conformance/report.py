@@ -327,5 +327,8 @@ def print_summary(data: dict[str, Any], out: TextIO = sys.stdout) -> None:
     for r in failing[:40]:
         print(f"  FAIL {r['id']} ({r['seed']} §{r['section']}): {r['text'][:100]}", file=out)
     print(s["coverage_line"], file=out)
+    for note in (data.get("run") or {}).get("notes") or []:
+        if note.startswith("schemathesis reported"):
+            print(f"note: {note}", file=out)
     verdict = {0: "PASS", 1: "FAIL", 2: "INCOMPLETE (skipped checks block a pass)", 3: "CONFIGURATION ERROR"}
     print(f"Result: {verdict.get(s['exit_code'], s['exit_code'])}", file=out)

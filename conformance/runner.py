@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,6 +31,8 @@ class RunConfig:
     second_partner_id: str | None = None
     second_api_key: str | None = None
     second_tier: str | None = None
+    referral_partner_id: str | None = None  # a referral-tier key when neither partner above is one
+    referral_api_key: str | None = None
     webhook_listen: str | None = None
     webhook_public_url: str | None = None
     webhook_secret: str | None = None
@@ -89,6 +92,11 @@ class Progress:
         )
 
 
+# Called with every exchange of a run (schemathesis' included) before the artifacts are redacted; in-process
+# callers only (conformance.local collects the PHI values the run sent and received, to scan the server's log).
+EXCHANGE_OBSERVERS: list[Callable[[list[Any]], None]] = []
+
+
 def run(
     cfg: RunConfig, out: TextIO = sys.stdout, transport: httpx.BaseTransport | None = None
 ) -> tuple[int, dict[str, Any]]:
@@ -102,6 +110,9 @@ def run(
     second = None
     if cfg.second_partner_id and cfg.second_api_key:
         second = Credentials(cfg.second_partner_id, cfg.second_api_key, cfg.second_tier or cfg.tier, "second")
+    referral_key = None
+    if cfg.referral_partner_id and cfg.referral_api_key:
+        referral_key = Credentials(cfg.referral_partner_id, cfg.referral_api_key, "referral", "referral")
     receiver = None
     if cfg.webhook_listen:
         if not cfg.webhook_secret:
@@ -115,6 +126,7 @@ def run(
         client=client,
         primary=primary,
         second=second,
+        referral_key=referral_key,
         tier=cfg.tier,
         environment=env,
         allow_writes=cfg.allow_writes,
@@ -232,7 +244,9 @@ def _finish(
     out: TextIO,
     config_error: bool = False,
 ) -> dict[str, Any]:
-    secrets = [cfg.api_key, cfg.second_api_key or "", cfg.webhook_secret or ""]
+    for observe in EXCHANGE_OBSERVERS:  # before anything is redacted (conformance.local's PHI log scan)
+        observe(ctx.client.exchanges)
+    secrets = [cfg.api_key, cfg.second_api_key or "", cfg.referral_api_key or "", cfg.webhook_secret or ""]
     red = Redactor(ctx.spec, secrets)
     for ex in ctx.client.exchanges:
         red.learn_text(ex.response_text)

@@ -180,18 +180,23 @@ class Operation:
 
     def request_example(self) -> Any:
         """The first named example of the JSON request body (or the schema's first example), deep-copied."""
+        examples = self.request_examples()
+        return examples[0] if examples else None
+
+    def request_examples(self) -> list[Any]:
+        """Every example of the JSON request body (named ones first), deep-copied."""
         body = self.spec.deref(self.raw.get("requestBody") or {})
         media = (body.get("content") or {}).get("application/json") or {}
+        out = []
         for ex in (media.get("examples") or {}).values():
             ex = self.spec.deref(ex)
             if "value" in ex:
-                return copy.deepcopy(ex["value"])
+                out.append(copy.deepcopy(ex["value"]))
         if "example" in media:
-            return copy.deepcopy(media["example"])
+            out.append(copy.deepcopy(media["example"]))
         schema = self.spec.deref(media.get("schema") or {})
-        if schema.get("examples"):
-            return copy.deepcopy(schema["examples"][0])
-        return None
+        out += [copy.deepcopy(x) for x in schema.get("examples") or []]
+        return out
 
     @property
     def idempotency(self) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
 
-from server import openapi_adapter
+from server import faults, openapi_adapter
 from server.config import Settings
 from server.crypto import SecretBox, load_or_create_key
 from server.db.engine import Database
@@ -28,9 +28,11 @@ from server.errors import ApiError, ErrorRenderer
 from server.handlers import make_resolver_function
 from server.lifecycle import Lifecycles
 from server.middleware.auth import AuthMiddleware
+from server.middleware.bodylog import BodyLogMiddleware
 from server.middleware.stamp import StampHeadersMiddleware
 from server.pharmacy import app as pharmacy_app
 from server.ratelimit import RateLimiter, make_rate_limiter
+from server.redaction import PhiMap
 from server.spec import SpecIndex, load_spec
 from server.state import AppState, PartnerLimitCache
 from server.web import register_web_routes
@@ -79,6 +81,8 @@ def _middlewares(state: AppState) -> list[Any]:
             stack.append(StampHeadersMiddleware)
         if mw is ServerErrorMiddleware:
             stack.append(pharmacy_app.edge_middleware(state))  # EdgeMiddleware + pharmacy rate key/envelope
+            if state.settings.log_bodies:  # redacted bodies in the access log; absent (free) otherwise
+                stack.append(partial(BodyLogMiddleware, partner_map=PhiMap(state.spec.document)))
     assert RequestValidationMiddleware in stack and StampHeadersMiddleware in stack
     return stack
 
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     openapi_adapter.install()
     settings = settings or (state.settings if state else Settings.from_env())
     state = state or build_state(settings)
+    faults.configure(settings.test_faults if settings.environment == "sandbox" else ())  # test-only switch
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -128,4 +133,8 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
 
 def app_from_env() -> AsyncApp:
     """uvicorn entry: ``uvicorn --factory server.app:app_from_env``."""
-    return create_app(Settings.from_env())
+    from server import logs
+
+    settings = Settings.from_env()
+    logs.configure(settings)
+    return create_app(settings)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
+from server import logs
 from server.config import ConfigError, Settings
 
 DEMO_FILE = "demo-partners.json"
@@ -198,9 +198,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if demo:
         print(banner(settings, demo), flush=True)
     app = create_app(settings, state=state)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logs.configure(settings)  # our handler and format; uvicorn's access log (raw URLs) stays off
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="info", access_log=False, lifespan="on"
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):

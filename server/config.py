@@ -7,7 +7,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from server import faults
+
 Environment = Literal["sandbox", "production"]
+LogFormat = Literal["text", "json"]
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC_DIR = REPO_ROOT / "spec" / "partner-api"
@@ -61,6 +65,10 @@ class Settings:
     public_base_url: str | None = None
     redis_prefix: str = "stealth:rl:"
     portal_dir: Path = field(default=DEFAULT_PORTAL_DIR)
+    test_faults: frozenset[str] = frozenset()  # STEALTH_TEST_FAULTS (server/faults.py); never in production
+    log_bodies: bool = False
+    log_format: LogFormat = "text"
+    log_level: str = "info"
 
     @property
     def base_url(self) -> str:
@@ -85,6 +93,18 @@ class Settings:
         secret_key = env.get("STEALTH_SECRET_KEY") or None
         if environment == "production" and not secret_key:
             raise ConfigError("STEALTH_SECRET_KEY is required in production (a Fernet key)")
+        try:
+            test_faults = faults.parse(env.get("STEALTH_TEST_FAULTS"))
+        except ValueError as exc:
+            raise ConfigError(f"STEALTH_TEST_FAULTS: {exc}") from None
+        if test_faults and environment == "production":
+            raise ConfigError("STEALTH_TEST_FAULTS is a test-only switch and is refused in production")
+        log_format = (env.get("STEALTH_LOG_FORMAT") or "text").strip().lower()
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"STEALTH_LOG_FORMAT must be text or json, got {log_format!r}")
+        log_level = (env.get("STEALTH_LOG_LEVEL") or "info").strip().lower()
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(f"STEALTH_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
         return cls(
             database_url=database_url,
             state_dir=state_dir,
@@ -105,4 +125,8 @@ class Settings:
             allow_missing_spec=_bool(env.get("STEALTH_SPEC_ALLOW_MISSING"), False),
             public_base_url=env.get("STEALTH_PUBLIC_BASE_URL") or None,
             portal_dir=Path(env.get("STEALTH_PORTAL_DIR") or DEFAULT_PORTAL_DIR),
+            test_faults=test_faults,
+            log_bodies=_bool(env.get("STEALTH_LOG_BODIES"), False),
+            log_format=log_format,  # type: ignore[arg-type]
+            log_level=log_level,
         )

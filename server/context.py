@@ -38,6 +38,9 @@ class RequestContext:
     partner: AuthenticatedPartner | None = None
     rate: RateDecision | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # request-body errors of x-error-deferred properties, raised by the handler at their validation step
+    deferred: list[Exception] = field(default_factory=list)
+    log_fields: dict[str, Any] = field(default_factory=dict)  # redacted bodies (STEALTH_LOG_BODIES)
 
 
 current: ContextVar[RequestContext | None] = ContextVar("stealth_request_context", default=None)
@@ -53,3 +56,19 @@ def get() -> RequestContext:
     if ctx is None:
         raise RuntimeError("no request context")
     return ctx
+
+
+def defer(error: Exception) -> bool:
+    """Keep a validation error for the handler to raise at its step; False (raise now) outside a request."""
+    ctx = current.get()
+    if ctx is None:
+        return False
+    ctx.deferred.append(error)
+    return True
+
+
+def raise_deferred() -> None:
+    """Raise the first deferred validation error of this request, if any (x-error-deferred)."""
+    ctx = current.get()
+    if ctx is not None and ctx.deferred:
+        raise ctx.deferred.pop(0)

@@ -161,6 +161,16 @@ class ErrorRenderer:
                 headers.pop("allow", None)
                 headers["Allow"] = ", ".join(methods)
         if exc.status_code == 404:
+            methods = self.spec.allowed_methods(request.url.path)
+            if methods and request.method.upper() in methods:
+                # A spec path whose parameter the router could not take (e.g. a control character in an id):
+                # the operation exists, its path parameter is malformed.
+                return self.response(
+                    "VALIDATION_ERROR",
+                    "A path parameter is malformed.",
+                    {"in": "path", "reason": "not a valid identifier"},
+                    headers,
+                )
             return self.response("NOT_FOUND", "No operation exists at this path.", None, headers)
         if exc.status_code == 405:
             return self.response(

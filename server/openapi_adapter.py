@@ -34,6 +34,7 @@ from connexion.validators import (
 )
 from starlette.types import Scope
 
+from server import context
 from server.errors import RequestValidationError
 
 # ----------------------------------------------------------------------------- spec gate
@@ -132,6 +133,12 @@ def error_code_for(schema: dict[str, Any], error: Any, default: str) -> str:
         if isinstance(sub, dict) and "x-error-code" in sub:
             code = sub["x-error-code"]
     return code or default
+
+
+def is_deferred(schema: dict[str, Any], error: Any) -> bool:
+    """Whether the error lies under a property marked ``x-error-deferred`` (judged by the handler, at the code's
+    place in the operation's x-validation-order, instead of in the schema step)."""
+    return any(node.get("x-error-deferred") for _name, node in _walk_schema(schema, list(error.schema_path)))
 
 
 def _describe(error: Any) -> dict[str, str]:
@@ -260,12 +267,15 @@ class JSONBodyValidator2020(JSONRequestBodyValidator):
         else:
             errors_desc = [_describe(e) for e in errors]
             candidates = [error_code_for(self._schema, e, "INVALID_BODY") for e in errors]
-        raise RequestValidationError(
+        error = RequestValidationError(
             "INVALID_BODY",
             "Request body failed schema validation.",
             candidates,
             {"errors": errors_desc},
         )
+        if errors and all(is_deferred(self._schema, e) for e in errors) and context.defer(error):
+            return None  # the handler raises it at its step (context.raise_deferred)
+        raise error
 
 
 # ----------------------------------------------------------------------------- responses

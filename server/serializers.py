@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from server import faults
 from server.auth import AuthenticatedPartner
 from server.clock import iso
 from server.db.models import Fulfillment, Payment, Product, Referral
+from server.repositories.referral_reads import FulfillmentView, PaymentView, ReferralView
+
+# ORM rows (writes, the sandbox's own pages) and Core views (the API's hot reads) serialize alike.
+AnyReferral = Referral | ReferralView
 
 
-def enrollment_url(base_url: str, partner_slug: str, referral: Referral) -> str:
+def enrollment_url(base_url: str, partner_slug: str, referral: AnyReferral) -> str:
     return f"{base_url}/enroll/{partner_slug}/{referral.product_category}?ref={referral.id}"
 
 
-def fulfillment(f: Fulfillment | None) -> dict[str, Any]:
+def fulfillment(f: Fulfillment | FulfillmentView | None) -> dict[str, Any]:
     if f is None or f.status is None:
         return {"status": None, "carrier": None, "estimated_delivery": None, "updated_at": None}
     out: dict[str, Any] = {
@@ -31,7 +36,7 @@ def fulfillment(f: Fulfillment | None) -> dict[str, Any]:
     return out
 
 
-def payment(p: Payment | None) -> dict[str, Any]:
+def payment(p: Payment | PaymentView | None) -> dict[str, Any]:
     if p is None:
         return {"status": "not_due", "amount_cents": None, "currency": "USD", "paid_at": None}
     out: dict[str, Any] = {
@@ -45,7 +50,7 @@ def payment(p: Payment | None) -> dict[str, Any]:
     return out
 
 
-def referral(r: Referral, partner: AuthenticatedPartner, base_url: str) -> dict[str, Any]:
+def referral(r: AnyReferral, partner: AuthenticatedPartner, base_url: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "referral_id": r.id,
         "partner_reference": r.partner_reference,
@@ -55,6 +60,8 @@ def referral(r: Referral, partner: AuthenticatedPartner, base_url: str) -> dict[
             out["patient_id"] = r.patient_id
         if r.appointment_id:
             out["appointment_id"] = r.appointment_id
+    elif faults.active("phi_leak"):
+        out["patient_id"] = r.patient_id or "ptn_" + r.id.removeprefix("ref_")
     out.update(
         {
             "product_category": r.product_category,

@@ -740,7 +740,7 @@ def known_extensions(ctx: Context) -> Iterator[Finding]:
 
 @rule("phi-marks", apis=("partner",))
 def phi_marks(ctx: Context) -> Iterator[Finding]:
-    """`x-phi` is `true` when present, and only on schema properties."""
+    """`x-phi` is `true` when present, and only on schema properties and parameters."""
     for pointer, schema in all_schemas(ctx.doc):
         for prop, sub in (schema.get("properties") or {}).items():
             if isinstance(sub, dict) and "x-phi" in sub and sub["x-phi"] is not True:
@@ -751,6 +751,11 @@ def phi_marks(ctx: Context) -> Iterator[Finding]:
     for pointer, schema in all_schemas(ctx.doc):
         if "x-phi" in schema and id(schema) not in prop_nodes:
             yield _f(ctx, "phi-marks", pointer, "x-phi belongs on a schema property, not on a whole schema")
+    for op in operations(ctx.doc):
+        for param in op.parameters(ctx.doc):
+            if "x-phi" in param and param["x-phi"] is not True:
+                where = f"{op.pointer}/parameters ({param.get('name')})"
+                yield _f(ctx, "phi-marks", where, "x-phi must be true (or absent)")
 
 
 @rule("phi-required", scope="full", apis=("partner",))

@@ -7,7 +7,8 @@ For a tier ``T`` (``referral``, ``clinical`` or ``prescriber``), starting from t
 2. Drop ``oneOf``/``anyOf`` branches whose schema-level ``x-access-tier`` (on the branch, or on the component
    it ``$ref``s) excludes ``T``; a ``oneOf``/``anyOf`` left with one branch collapses into that branch, and
    ``discriminator.mapping`` entries of dropped branches go too.
-3. Referral tier only: remove every property marked ``x-phi: true`` (and its name from ``required``).
+3. Referral tier only: remove every property marked ``x-phi: true`` (and its name from ``required``), and
+   every optional parameter marked ``x-phi: true`` (a referral-tier partner never holds such a value).
 4. Examples follow the schemas: in the referral tier, the keys of removed PHI properties are stripped from
    every example (media-type and schema-level), walking the example alongside its schema. Any example that
    still does not validate against the subset's schema (it showed a shape of another tier) is dropped. A
@@ -119,6 +120,30 @@ def _strip_phi(doc: dict[str, Any]) -> dict[int, set[str]]:
                 del node["required"]
         removed[id(node)] = phi
     return removed
+
+
+def _strip_phi_parameters(doc: dict[str, Any]) -> None:
+    """Remove optional parameters marked ``x-phi`` from every operation (a required one is an error)."""
+    for path, item in (doc.get("paths") or {}).items():
+        holders = [item] + [item[m] for m in HTTP_METHODS if isinstance(item.get(m), dict)]
+        for holder in holders:
+            params = holder.get("parameters")
+            if not isinstance(params, list):
+                continue
+            keep = []
+            for param in params:
+                target = deref(doc, param)
+                if isinstance(target, dict) and target.get("x-phi") is True:
+                    if target.get("required") is True:
+                        raise TierError(
+                            f"{path}: required PHI parameter {target.get('name')} in the referral tier"
+                        )
+                    continue
+                keep.append(param)
+            if keep:
+                holder["parameters"] = keep
+            else:
+                del holder["parameters"]
 
 
 def _strip_example(
@@ -378,6 +403,8 @@ def tier_subset(bundle: dict[str, Any], tier: str) -> dict[str, Any]:
     _filter_operations(doc, tier)
     _filter_branches(doc, tier)
     removed = _strip_phi(doc) if tier == "referral" else {}
+    if tier == "referral":
+        _strip_phi_parameters(doc)
     _drop_links(doc)
     prune_components(doc)
     errors = _fix_examples(doc, tier, removed)

@@ -161,6 +161,9 @@ class Context:
     allow_writes: bool
     burst: bool = False
     receiver: WebhookReceiver | None = None
+    referral_key: Credentials | None = (
+        None  # tier enforcement / PHI probes when neither partner is referral-tier
+    )
     webhook_wait_s: float = 20.0
     webhook_quiet_s: float = 1.5
     # Objects created by this run, by kind ("referrals" ...): the JSON of the create response and the credential.
@@ -177,10 +180,13 @@ class Context:
         return self.spec.by_id.get(operation_id)
 
     def creds_of_tier(self, tier: str) -> Credentials | None:
-        for c in (self.primary, self.second):
-            if c is not None and c.tier == tier:
+        for c in self.all_credentials():
+            if c.tier == tier:
                 return c
         return None
+
+    def all_credentials(self) -> list[Credentials]:
+        return [c for c in (self.primary, self.second, self.referral_key) if c is not None]
 
     def fresh_reference(self, hint: str = "") -> str:
         return f"{self.run_tag}-{hint}{secrets.token_hex(4)}"
@@ -233,6 +239,7 @@ def load_all() -> dict[str, Check]:
     from .. import fuzz, partner_receiver  # noqa: F401
     from . import (  # noqa: F401
         auth,
+        clinical,
         errors,
         ids,
         isolation,

@@ -57,10 +57,23 @@ def _full_schema(ctx: Context, method: str, path: str, status: int) -> Any:
     phase="observe",
 )
 def referral_responses(ctx: Context, res: CheckResult) -> None:
-    labels = {c.label for c in (ctx.primary, ctx.second) if c is not None and c.tier == "referral"}
+    labels = {c.label for c in ctx.all_credentials() if c.tier == "referral"}
     if not labels:
         res.omit("no referral-tier key in this run")
         return
+    probe = ctx.referral_key
+    if probe is not None and not any(
+        e.credential == probe.label and e.status is not None and e.status < 300 for e in ctx.client.exchanges
+    ):
+        # The referral-tier key of a clinical or prescriber run only probed refusals so far: read what it may.
+        for op in ctx.spec.operations:
+            if (
+                op.method == "GET"
+                and not op.path_params
+                and not op.sandbox_only
+                and op.allowed_for("referral")
+            ):
+                ctx.client.op_request(op, creds=probe)
     seen: set[str] = set()
     checked = 0
     for ex in ctx.client.exchanges:

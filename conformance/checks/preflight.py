@@ -96,3 +96,8 @@ def preflight(ctx: Context, res: CheckResult) -> None:
             res.fail("the second partner must be a different partner (same X-Partner-ID given twice)")
             return
         _verify(ctx, res, ctx.second)
+    if ctx.referral_key is not None:
+        if ctx.referral_key.partner_id in {c.partner_id for c in (ctx.primary, ctx.second) if c is not None}:
+            res.fail("the referral-tier probe partner must differ from the primary and second partners")
+            return
+        _verify(ctx, res, ctx.referral_key)

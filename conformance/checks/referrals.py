@@ -275,20 +275,28 @@ def _idempotent_creates(ctx: Context) -> list[Operation]:
 def _fresh_body(ctx: Context, op: Operation, key: str) -> dict[str, Any] | None:
     if (op.method, op.path) == CREATE:
         return referral_body(ctx, ctx.primary, "idem")
-    body = op.request_example()
-    if not isinstance(body, dict):
-        return None
-    body[key] = ctx.fresh_reference("idem")
-    # Point the example's references (prescriber_id, referral_id, ...) at objects this run created, when it has
-    # some: the spec's example ids belong to nobody on a real deployment.
+    # Point the example's references (prescriber_id, referral_id, ...) at objects this run created: the spec's
+    # example ids belong to nobody on a real deployment. The example with the fewest references that all resolve
+    # wins (a prescription for an inline patient needs only a prescriber of the run), else the first one.
     own: dict[str, set[str]] = {}
     for objs in ctx.created.values():
         for obj, creds in objs:
             if creds is ctx.primary:
                 harvest_ids(obj, own)
-    for k in list(body):
-        if k.endswith("_id") and isinstance(body[k], str) and own.get(k):
-            body[k] = sorted(own[k])[0]
+    candidates = [b for b in op.request_examples() if isinstance(b, dict)]
+    by_refs = sorted(candidates, key=lambda b: sum(1 for k in b if k.endswith("_id")))
+    for body in by_refs:
+        unresolved = [k for k in body if k.endswith("_id") and isinstance(body[k], str) and not own.get(k)]
+        for k in list(body):
+            if k.endswith("_id") and isinstance(body[k], str) and own.get(k):
+                body[k] = sorted(own[k])[0]
+        if not unresolved:
+            break
+    else:
+        body = candidates[0] if candidates else None
+    if body is None:
+        return None
+    body[key] = ctx.fresh_reference("idem")
     return body
 
 
@@ -383,8 +391,7 @@ def conflict(ctx: Context, res: CheckResult) -> None:
         if first.status not in (200, 201):
             res.skip(f"{op.key}: could not create with the documented example: {describe(first)}")
             continue
-        changed = copy.deepcopy(body)
-        changed["metadata"] = {"conformance_run": ctx.run_tag, "changed": "yes"}
+        changed = _changed_body(ctx, op, body, key)
         second = ctx.client.op_request(op, creds=ctx.primary, json_body=changed)
         res.expect(
             second.status == status and error_code(second) == code,
@@ -392,6 +399,23 @@ def conflict(ctx: Context, res: CheckResult) -> None:
             first,
             second,
         )
+
+
+def _changed_body(ctx: Context, op: Operation, body: dict[str, Any], key: str) -> dict[str, Any]:
+    """The same create with a different, still valid body: other metadata, else another free-text value."""
+    changed = copy.deepcopy(body)
+    props = ctx.spec.object_properties(op.request_schema()) if op.request_schema() else {}
+    if not props or "metadata" in props:
+        changed["metadata"] = {"conformance_run": ctx.run_tag, "changed": "yes"}
+        return changed
+    for name, prop in props.items():
+        prop = ctx.spec.deref(prop)
+        free_text = prop.get("type") == "string" and not ({"pattern", "format", "enum", "const"} & set(prop))
+        if name != key and name in body and free_text and isinstance(body[name], str):
+            changed[name] = body[name] + " changed"
+            return changed
+    changed["metadata"] = {"conformance_run": ctx.run_tag, "changed": "yes"}
+    return changed
 
 
 # ---- pagination -------------------------------------------------------------------------------------------------

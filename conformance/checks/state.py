@@ -30,6 +30,13 @@ def advance_body(ctx: Context, op: Operation, target: str) -> dict[str, Any]:
             chosen = name
             break
     if chosen is None:
+        if isinstance(example, dict) and any(
+            isinstance(ctx.spec.deref(sub), dict) and ctx.spec.deref(sub).get("enum")
+            for sub in props.values()
+        ):
+            return (
+                body  # not a target of this control (e.g. a referral status for an appointment): its example
+            )
         chosen = next((n for n in ("target_status", "to", "status", "target") if n in props), "target_status")
     body[chosen] = target
     return body

@@ -2799,7 +2799,7 @@ class ReviewBilledEventData(BaseModel):
     invoice_id: Annotated[
         str | None,
         Field(
-            description="Stripe invoice the charge is billed on (`in_...`); null until it is added to the monthly invoice, and always null in the sandbox.",
+            description="Stripe invoice the charge is billed on (`in_...`); null until it is added to the monthly invoice; the sandbox issues a simulated invoice id (`in_sandbox...`) at once (P-011).",
             examples=["in_1PqR2sT3uV4wX5yZ"],
             pattern="^in_[A-Za-z0-9]{6,64}$",
         ),
@@ -7224,7 +7224,7 @@ class ReviewFee(BaseModel):
     invoice_id: Annotated[
         str | None,
         Field(
-            description="Stripe invoice the charge is billed on (`in_...`, monthly invoices); null until the charge has been added to an invoice, and always null in the sandbox.",
+            description="Stripe invoice the charge is billed on (`in_...`, monthly invoices); null until the charge has been added to an invoice; a simulated `in_sandbox...` id in the sandbox (P-011).",
             examples=["in_1PqR2sT3uV4wX5yZ"],
             pattern="^in_[A-Za-z0-9]{6,64}$",
         ),
@@ -7792,7 +7792,9 @@ class TriggerEventRequest(BaseModel):
     `partner_reference` and `metadata`; `denial_category` is only allowed with `referral.denied`, `cancelled_by`
     with `referral.cancelled`, `exception_type` with `referral.delivery_exception` (400 INVALID_BODY otherwise).
     `product_category`, `partner_reference` and `metadata` describe the referral created for `referral.*` and
-    clinical event types and are ignored for prescriber event types.
+    clinical event types and are ignored for prescriber event types; for `prescription.*` only `product_category`
+    is used (the category of the medication prescribed), since POST /partner/prescriptions names and describes the
+    synthetic referral it creates for the inline patient.
 
     """
 

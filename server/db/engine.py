@@ -28,7 +28,8 @@ def normalize_url(url: str) -> str:
 def make_engine(url: str, schema: str | None = None) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"future": True}
+    # Error messages never carry SQL parameters (they may be PHI): see DECISIONS L-001.
+    kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":

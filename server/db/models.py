@@ -112,6 +112,8 @@ class Referral(Base):
         Index("ix_referrals_partner_status_created", "partner_id", "status", "created_at", "id"),
         Index("ix_referrals_partner_category_created", "partner_id", "product_category", "created_at", "id"),
         Index("ix_referrals_partner_status_expires", "partner_id", "status", "expires_at"),
+        # covering: the summary joins history rows to their referral's category by index-only probes
+        Index("ix_referrals_id_category", "id", "product_category"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -179,7 +181,10 @@ class Payment(Base):
     """Payment for a referral; card_last4 is PHI."""
 
     __tablename__ = "payments"
-    __table_args__ = (Index("ix_payments_partner_paid", "partner_id", "paid_at"),)
+    __table_args__ = (
+        Index("ix_payments_partner_paid", "partner_id", "paid_at"),
+        Index("ix_payments_partner_refunded", "partner_id", "refunded_at"),  # summary: refunds in a window
+    )
 
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"), primary_key=True)
     partner_id: Mapped[str] = mapped_column(String(64))
@@ -304,3 +309,4 @@ class SandboxReferralProgress(Base):
 
 
 from server.db import models_pharmacy as _models_pharmacy  # noqa: E402,F401  (pharmacy tables on this Base)
+from server.db import models_prescriber as _models_prescriber  # noqa: E402,F401  (prescriber tables on this Base)

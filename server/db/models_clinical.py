@@ -161,6 +161,8 @@ class PartnerPrescription(Base):
     prescriber_id: Mapped[str] = mapped_column(String(48))
     medications: Mapped[list[Any]] = mapped_column(JSON)
     notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the request's metadata, echoed in prescription.* events (C-022)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True)
     fulfillment_status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

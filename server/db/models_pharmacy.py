@@ -60,6 +60,7 @@ class MedicationRequest(Base):
     """PHI: a prescribed medication (the prescription line a refill refers to)."""
 
     __tablename__ = "pharmacy_medication_requests"
+    __table_args__ = (Index("ix_pharmacy_medication_requests_source", "source", "source_ref"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     clinic_id: Mapped[str] = mapped_column(ForeignKey("pharmacy_clinics.id", ondelete="CASCADE"), index=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from server import context
 from server.errors import ApiError
+from server.handlers.appointments import AppointmentHandlers
 from server.handlers.clinical import ClinicalHandlers
 from server.handlers.events import EventHandlers
 from server.handlers.prescribers import PrescriberHandlers
@@ -19,12 +20,14 @@ from server.state import AppState
 
 def build_registry(state: AppState) -> dict[str, Callable[..., Any]]:
     registry: dict[str, Callable[..., Any]] = {}
+    clinical = ClinicalHandlers(state)
     for group in (
         ReferralHandlers(state),
         ProductHandlers(state),
         EventHandlers(state),
         SandboxHandlers(state),
-        ClinicalHandlers(state),
+        clinical,
+        AppointmentHandlers(state, clinical),
         PrescriberHandlers(state),
         PrescriptionHandlers(state),
     ):

@@ -49,7 +49,6 @@ class ClinicalHandlers:
             "listPatients": self.list_patients,
             "getPatient": self.get_patient,
             "listPatientAppointments": self.list_patient_appointments,
-            "getAppointment": self.get_appointment,
             "getPatientIntake": self.get_patient_intake,
             "listPatientMessages": self.list_patient_messages,
             "listPatientTransactions": self.list_patient_transactions,
@@ -80,13 +79,8 @@ class ClinicalHandlers:
         return {"appointments": items, "pagination": _page(next_cursor)}, 200
 
     def get_appointment(self, appointment_id: str) -> JSON:
-        partner = _partner()
-        if partner.tier != "clinical":
-            # PrescriberAppointment reads are served by the prescriber tier (C-019): not this kind of appointment.
-            raise ApiError(
-                "APPOINTMENT_NOT_FOUND", "The appointment was not found.", {"parameter": "appointment_id"}
-            )
-        return self.service.get_appointment(partner, appointment_id), 200
+        """The clinical shape of GET /partner/appointments/{appointment_id} (dispatched by tier, C-019)."""
+        return self.service.get_appointment(_partner(), appointment_id), 200
 
     def get_patient_intake(self, patient_id: str, appointment_id: str | None = None) -> JSON:
         return self.service.get_intake(_partner(), patient_id, appointment_id), 200

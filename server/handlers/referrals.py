@@ -52,7 +52,7 @@ class ReferralHandlers:
 
     def get_referral(self, referral_id: str) -> JSON:
         partner = _partner()
-        referral = self.service.get(partner, referral_id)
+        referral = self.service.read(partner, referral_id)
         return serializers.referral(referral, partner, self.base_url), 200
 
     def list_referrals(self, limit: int = 50, cursor: str | None = None, **query: Any) -> JSON:

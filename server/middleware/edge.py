@@ -16,8 +16,9 @@ import anyio
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import context
+from server import context, faults
 from server.errors import PayloadTooLarge
+from server.phi_log import safe_path
 from server.ratelimit import RateDecision
 from server.state import AppState
 
@@ -80,13 +81,18 @@ class EdgeMiddleware:
                         out[name] = value
                 for name, value in ctx.extra_headers.items():
                     out.setdefault(name, value)
-                if ctx.operation is not None:  # errors too: their details can echo PHI ids (C-016)
+                if (
+                    faults.active("missing_ratelimit_header")
+                    and getattr(ctx.operation, "operation_id", "") == "getReferral"
+                ):
+                    del out["X-RateLimit-Remaining"]
+                if ctx.operation is not None:  # errors too: details and messages can echo PHI (C-016, L-00x)
                     out.setdefault("Cache-Control", "no-store")
             await send(message)
 
         try:
             ctx.rate = await self._rate(headers, ctx)
-            if ctx.rate is not None and not ctx.rate.allowed:
+            if ctx.rate is not None and not ctx.rate.allowed and not faults.active("no_rate_limit"):
                 await self._reject(
                     send_wrapper,
                     "RATE_LIMIT_EXCEEDED",
@@ -212,8 +218,9 @@ class EdgeMiddleware:
             "partner_id": ctx.partner.id if ctx.partner else None,
             "operation_id": op.operation_id if op else None,
             "method": scope.get("method"),
-            "path": op.path if op else _SECRET_IN_PATH.sub(r"\1...", scope.get("path", "")),
+            "path": op.path if op else safe_path(_SECRET_IN_PATH.sub(r"\1...", scope.get("path", ""))),
             "status": status,
             "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 2),
+            **ctx.log_fields,
         }
         access_log.info(json.dumps(record, separators=(",", ":")))

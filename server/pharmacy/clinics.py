@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from server import clock, ids
 from server.crypto import SecretBox, sha256_hex
@@ -88,3 +89,39 @@ def authenticate(db: Database, api_key: str | None) -> AuthenticatedClinic:
     if not found[2]:
         raise ApiError("CLINIC_INACTIVE", "This clinic is not active; contact partner support.")
     return AuthenticatedClinic(found[0], found[3])
+
+
+NETWORK_CLINIC_NAME = "Stealth Health partner network"
+
+
+def network_clinic_id(session: Session, environment: str) -> str:
+    """The pharmacy client through which partner flows route prescriptions (created on first use).
+
+    No one calls the pharmacy API as this clinic: its key and signing secret are random bytes that decrypt to
+    nothing, so it can neither authenticate nor register webhooks. It exists so that orders routed for partners
+    live in the same simulated pharmacy as every other clinic's.
+    """
+    found = session.scalar(
+        select(Clinic.id)
+        .where(Clinic.name == NETWORK_CLINIC_NAME, Clinic.environment == environment)
+        .order_by(Clinic.created_at, Clinic.id)
+        .limit(1)
+    )
+    if found is not None:
+        return found
+    clinic_id = str(uuid.uuid4())
+    session.add(
+        Clinic(
+            id=clinic_id,
+            name=NETWORK_CLINIC_NAME,
+            environment=environment,
+            active=False,
+            key_hash=secrets.token_hex(32),
+            key_prefix="(none)",
+            api_key_encrypted=secrets.token_bytes(32),
+            signing_secret_encrypted=secrets.token_bytes(32),
+            created_at=clock.real_now(),
+        )
+    )
+    session.flush()
+    return clinic_id

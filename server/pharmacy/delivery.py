@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import or_, select, update
 
-from server import clock
+from server import clock, phi_log
 from server.crypto import SecretBox
 from server.db.engine import Database
 from server.db.models_pharmacy import Clinic, PharmacyDelivery, PharmacyDeliveryAttempt
@@ -152,6 +152,7 @@ class PharmacyDispatcher:
             )
             api_key = self.box.decrypt(clinic.api_key_encrypted)
             secret = self.box.decrypt(clinic.signing_secret_encrypted)
+        phi_log.log_webhook_payload("pharmacy", name, event_id, body)  # DEBUG, x-phi redacted
         try:
             check_webhook_url(url, self.environment)
             result = post(self.client, url, body, delivery_headers(api_key, secret, event_id, body))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from server import clock
@@ -31,6 +31,8 @@ NEXT_STATUS = {"validated": "submitted", "submitted": "filled", "filled": "shipp
 CANCELLABLE = frozenset({"validated", "submitted", "filled"})
 TERMINAL = frozenset({"delivered", "cancelled"})
 DEFAULT_STEP_SECONDS = 60.0
+# medication requests whose orders are advanced by a partner-facing simulation on the partner's clock
+PARTNER_DRIVEN_SOURCES = ("prescriber", "referral")
 NOTES = {
     "validated": "Order validated",
     "submitted": "Submitted to the dispensing pharmacy",
@@ -69,7 +71,10 @@ def _lock(session: Session, model: Any, key: str) -> Any:
     return session.get(model, key, with_for_update=backend == "postgresql")
 
 
-def _tracking_number() -> str:
+def _tracking_number(shipping_partner: str = "FedEx") -> str:
+    """A tracking number shaped like the carrier's (USPS: 22 digits starting 9400)."""
+    if shipping_partner == "USPS":
+        return "9400" + "".join(secrets.choice("0123456789") for _ in range(18))
     return "1Z" + secrets.token_hex(8).upper()
 
 
@@ -184,6 +189,7 @@ def _create_order(
     source: str | None,
     source_ref: str | None,
     now: datetime,
+    shipping_partner: str = "FedEx",
 ) -> OrderRef:
     if session.get(Clinic, clinic_id) is None:
         raise PharmacyError(f"unknown clinic {clinic_id}")
@@ -219,7 +225,7 @@ def _create_order(
             id=str(uuid.uuid4()),
             clinic_id=clinic_id,
             delivery_location=dict(request.delivery_location),
-            shipping_partner="FedEx",
+            shipping_partner=shipping_partner,
             delivery_method="next-day",
             created_at=now,
         )
@@ -263,7 +269,7 @@ def _advance(session: Session, order: MedicationOrder, now: datetime) -> str:
     if target == "filled" and group.shipment_id is None:
         group.shipment_id = str(uuid.uuid4())
         group.shipment_status = "pending"
-        group.tracking_number = _tracking_number()
+        group.tracking_number = _tracking_number(group.shipping_partner)
         group.shipment_created_at = now
         group.notes = "Signature required"
         session.flush()
@@ -328,6 +334,67 @@ def order_status(db: Database, medication_order_id: str) -> str | None:
         return order.status if order else None
 
 
+def create_order_in(session: Session, clinic_id: str, **kwargs: Any) -> OrderRef:
+    """``create_medication_order`` inside the caller's transaction (the caller's state change and the order
+    commit together); keyword arguments as there, ``now`` required."""
+    return _create_order(
+        session,
+        clinic_id,
+        medication_name=kwargs.get("medication_name", "Medication"),
+        delivery_location=kwargs.get("delivery_location"),
+        prescription_id=kwargs.get("prescription_id"),
+        medication_request_id=kwargs.get("medication_request_id"),
+        refills_allowed=kwargs.get("refills_allowed", 0),
+        prescription_expires_at=kwargs.get("prescription_expires_at"),
+        shipment_group_id=kwargs.get("shipment_group_id"),
+        source=kwargs.get("source"),
+        source_ref=kwargs.get("source_ref"),
+        now=kwargs["now"],
+        shipping_partner=kwargs.get("shipping_partner", "FedEx"),
+    )
+
+
+def advance_order_in(session: Session, medication_order_id: str, now: datetime) -> str:
+    """``advance_order`` inside the caller's transaction."""
+    order = _lock(session, MedicationOrder, medication_order_id)
+    if order is None:
+        raise PharmacyError(f"unknown medication order {medication_order_id}")
+    return _advance(session, order, now)
+
+
+def advance_order_to(session: Session, medication_order_id: str, target: str, now: datetime) -> str:
+    """Advance an order step by step until it reaches ``target`` (no-op when it is there or past it)."""
+    line = ["validated", *NEXT_STATUS.values()]
+    for _ in range(len(line)):
+        order = session.get(MedicationOrder, medication_order_id)
+        if order is None:
+            raise PharmacyError(f"unknown medication order {medication_order_id}")
+        if (
+            order.status in TERMINAL
+            or order.status not in line
+            or line.index(order.status) >= line.index(target)
+        ):
+            return order.status
+        advance_order_in(session, medication_order_id, now)
+    return target
+
+
+def order_for_source(session: Session, source: str, source_ref: str) -> MedicationOrder | None:
+    """The first order of the medication request a partner flow created (``source``, ``source_ref``)."""
+    return session.scalar(
+        select(MedicationOrder)
+        .join(MedicationRequest, MedicationRequest.id == MedicationOrder.medication_request_id)
+        .where(MedicationRequest.source == source, MedicationRequest.source_ref == source_ref)
+        .order_by(MedicationOrder.seq)
+        .limit(1)
+    )
+
+
+def shipment_of(session: Session, medication_order_id: str) -> ShipmentGroup | None:
+    order = session.get(MedicationOrder, medication_order_id)
+    return session.get(ShipmentGroup, order.shipment_group_id) if order is not None else None
+
+
 def tick(db: Database, now: datetime | None = None, step_seconds: float = DEFAULT_STEP_SECONDS) -> int:
     """Sandbox clock: advance every sandbox order not moved for ``step_seconds``; returns steps made."""
     at = _now(now)
@@ -337,8 +404,14 @@ def tick(db: Database, now: datetime | None = None, step_seconds: float = DEFAUL
             session.scalars(
                 select(MedicationOrder.id)
                 .join(Clinic, Clinic.id == MedicationOrder.clinic_id)
+                .join(MedicationRequest, MedicationRequest.id == MedicationOrder.medication_request_id)
                 .where(
                     Clinic.environment == "sandbox",
+                    # orders routed by a partner flow move on that partner's sandbox clock, not this one
+                    or_(
+                        MedicationRequest.source.is_(None),
+                        MedicationRequest.source.not_in(PARTNER_DRIVEN_SOURCES),
+                    ),
                     MedicationOrder.status.not_in(TERMINAL),
                     MedicationOrder.last_step_at <= cutoff,
                 )

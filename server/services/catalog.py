@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.services import prescriber_catalog
+
 # Referral/clinical partners: the two categories of the referral guide.
 REFERRAL_PRODUCTS: list[dict[str, Any]] = [
     {
@@ -30,27 +32,10 @@ REFERRAL_PRODUCTS: list[dict[str, Any]] = [
     },
 ]
 
-# Prescriber partners additionally see the structured-intake requirements of each condition (seed 003 §10).
-PRESCRIBER_INTAKE_QUESTIONS: dict[str, list[str]] = {
-    "trt-cream": ["current_medications", "allergies", "medical_history", "current_symptoms"],
-    "peptides": ["current_medications", "allergies", "medical_history", "current_symptoms"],
-}
-
-
-PRESCRIBER_NAMES = {"trt-cream": "TRT Cream", "peptides": "BPC-157 Peptides"}
-
 
 def default_products(tier: str) -> list[dict[str, Any]]:
-    products = []
-    for i, product in enumerate(REFERRAL_PRODUCTS):
-        item = dict(product, position=i)
-        if tier == "prescriber":
-            item["extra"] = {
-                "name": PRESCRIBER_NAMES[product["category"]],
-                "supported_states": ["FL", "TX", "CA", "NY"],
-                "review_fee_cents": 4500,
-                "intake_schema_version": "1.0",
-                "required_intake_questions": PRESCRIBER_INTAKE_QUESTIONS[product["category"]],
-            }
-        products.append(item)
-    return products
+    """Referral and clinical partners get the referral guide's categories; prescriber partners the conditions of
+    seed 003 §9.3 with their intake requirements (server.services.prescriber_catalog)."""
+    if tier == "prescriber":
+        return prescriber_catalog.product_rows()
+    return [dict(product, position=i) for i, product in enumerate(REFERRAL_PRODUCTS)]

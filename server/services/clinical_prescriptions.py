@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from server import audit, clock, ids
+from server import audit, clock, context, ids
 from server.auth import AuthenticatedPartner
 from server.clock import iso
 from server.db.models import Patient, Referral, ReferralStatusHistory
@@ -174,6 +174,7 @@ class PrescriptionService:
                     field="/referral_id",
                 )
             return _Patient(patient, *self._location(session, patient))
+        context.raise_deferred()  # INLINE_PATIENT_INVALID from the schema step, judged here (x-error-deferred)
         inline = body["inline_patient"]
         self._check_inline(inline)
         return _Patient(None, inline["address"]["country"], inline["address"]["jurisdiction"], inline)
@@ -346,6 +347,7 @@ class PrescriptionService:
             prescriber_id=prescriber.id,
             medications=medications,
             notes=body.get("notes"),
+            metadata_=dict(body.get("metadata") or {}),
             fulfillment_status="queued",
             created_at=now,
             updated_at=now,
@@ -407,7 +409,16 @@ class PrescriptionService:
         )
         for event_type, top, data in events:
             clinical.emit(
-                session, partner.id, event_type, now, referral, top, data, partner_reference=reference
+                session,
+                partner.id,
+                event_type,
+                now,
+                referral,
+                top,
+                data,
+                partner_reference=reference,
+                # prescription.* echo the prescription's metadata (C-022); patient.* the referral's
+                metadata=rx.metadata_ if event_type.startswith("prescription.") else None,
             )
         return serialize(rx)
 

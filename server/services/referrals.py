@@ -10,16 +10,22 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from server import clock, ids
+from server import clock, faults, ids
 from server.auth import AuthenticatedPartner
 from server.crypto import sha256_hex
 from server.cursor import CursorCodec, filter_digest
 from server.db.models import Fulfillment, Payment, Referral, ReferralStatusHistory, TrackingToken
 from server.errors import ApiError, not_found
 from server.repositories import partners as partners_repo
+from server.repositories import referral_reads
 from server.repositories import referrals as referrals_repo
 from server.repositories.referrals import ListFilters
-from server.services.transitions import ConcurrentChange, close_payment, transition_referral
+from server.services.transitions import (
+    ConcurrentChange,
+    close_payment,
+    set_committed,
+    transition_referral,
+)
 from server.state import AppState
 
 ENROLLMENT_TTL = timedelta(days=7)
@@ -52,7 +58,8 @@ SANDBOX_SCENARIO_KEY = "sandbox_scenario"
 
 
 def referral_not_found(referral_id: str) -> ApiError:
-    return not_found("REFERRAL_NOT_FOUND", "Referral", "referral_id", referral_id)
+    code = "NOT_FOUND" if faults.active("wrong_error_code") else "REFERRAL_NOT_FOUND"
+    return not_found(code, "Referral", "referral_id", referral_id)
 
 
 def fingerprint(body: dict[str, Any]) -> str:
@@ -170,7 +177,7 @@ class ReferralService:
 
     @staticmethod
     def _replay(existing: Referral, digest: str) -> CreateResult:
-        if existing.request_fingerprint != digest:
+        if existing.request_fingerprint != digest or faults.active("no_idempotency"):
             raise ApiError(
                 "DUPLICATE_REFERENCE",
                 f"partner_reference {existing.partner_reference} was already used for a different referral.",
@@ -211,6 +218,8 @@ class ReferralService:
         for _ in range(2):
             with self.state.db.session() as session:
                 referral = referrals_repo.get(session, partner.id, referral_id)
+                if referral is None and faults.active("cross_partner_read"):
+                    referral = referrals_repo.get_any(session, referral_id)
             if referral is None:
                 raise referral_not_found(referral_id)
             if referral.status != "created" or referral.expires_at > clock.partner_now(
@@ -220,19 +229,32 @@ class ReferralService:
             self.expire_due(partner, referral_id)  # due on the partner's clock: expire, then read again
         return referral
 
+    def read(self, partner: AuthenticatedPartner, referral_id: str) -> referral_reads.ReferralView:
+        """What GET /partner/referrals/{id} shows: as :meth:`get`, read with Core (no ORM objects)."""
+        for _ in range(2):
+            with self.state.db.session() as session:
+                view = referral_reads.read(session, partner.id, referral_id)
+            if view is None:
+                raise referral_not_found(referral_id)
+            if view.status != "created" or view.expires_at > clock.partner_now(partner.clock_offset_seconds):
+                return view
+            self.expire_due(partner, referral_id)  # due on the partner's clock: expire, then read again
+        return view
+
     def list(
         self, partner: AuthenticatedPartner, filters: ListFilters, limit: int, cursor: str | None
-    ) -> tuple[list[Referral], str | None]:
+    ) -> tuple[list[referral_reads.ReferralView], str | None]:
         self.expire_due(partner)
         digest = filter_digest("referrals:" + partner.id, filters.as_dict())
         after = self.cursors.decode(cursor, digest) if cursor else None
         with self.state.db.session() as session:
-            rows = list(referrals_repo.page(session, partner.id, filters, limit, after))
+            rows = referral_reads.page(session, partner.id, filters, limit, after)
         has_more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = (
-            self.cursors.encode(rows[-1].created_at, rows[-1].id, digest) if has_more and rows else None
+        last = (
+            rows[-2] if faults.active("pagination_repeats") and len(rows) > 1 else rows[-1] if rows else None
         )
+        next_cursor = self.cursors.encode(last.created_at, last.id, digest) if has_more and last else None
         return rows, next_cursor
 
     # ------------------------------------------------------------------ summary
@@ -322,6 +344,9 @@ class ReferralService:
                             f"Referral {referral_id} expired before enrollment was completed.",
                             {"referral_id": referral_id, "current_status": referral.status},
                         )
+                    if faults.active("cancel_after_approval") and referral.status == "approved":
+                        now = clock.partner_now(partner.clock_offset_seconds)
+                        return self._cancel_anyway(session, referral, now), False
                     if referral.status not in CANCELLABLE or not self.state.lifecycles.referral.is_legal(
                         referral.status, "cancelled"
                     ):
@@ -349,6 +374,20 @@ class ReferralService:
             "The referral is changing concurrently; retry shortly.",
             headers={"Retry-After": "1"},
         )
+
+    @staticmethod
+    def _cancel_anyway(session: Any, referral: Referral, now: datetime) -> Referral:
+        """The cancel_after_approval test fault: the status is overwritten, bypassing the lifecycle."""
+        values = {"status": "cancelled", "cancelled_at": now, "cancelled_by": "partner", "updated_at": now}
+        referrals_repo.compare_and_set_status(session, referral.id, referral.status, values)
+        session.add(
+            ReferralStatusHistory(
+                referral_id=referral.id, partner_id=referral.partner_id, status="cancelled", at=now
+            )
+        )
+        for key, value in values.items():
+            set_committed(referral, key, value)
+        return referral
 
 
 def period_window(period: str, day: date, now: datetime) -> tuple[datetime | None, datetime, datetime]:

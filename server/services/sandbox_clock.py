@@ -20,6 +20,7 @@ from sqlalchemy import select
 from server import clock
 from server.db.models import Event, Partner
 from server.errors import ApiError
+from server.services.prescriber_simulation import PrescriberSimulation
 from server.services.simulation import Simulation, count_events
 from server.state import AppState
 from server.webhooks.dispatcher import Dispatcher
@@ -37,8 +38,8 @@ def partner_lock(partner_id: str) -> threading.Lock:
 @dataclass(frozen=True)
 class Job:
     due: datetime
-    kind: str  # expire | step | retry
-    key: str  # referral id, or event seq for retries
+    kind: str  # expire | step (referrals) | review | fill (prescriber appointments) | retry
+    key: str  # referral id, appointment id, or event seq for retries
 
 
 class SandboxClock:
@@ -46,6 +47,7 @@ class SandboxClock:
         self.state = state
         self.dispatcher = dispatcher
         self.simulation = simulation or Simulation(state)
+        self.prescriber = PrescriberSimulation(state)
 
     # ---------------------------------------------------------------- reading
 
@@ -69,8 +71,10 @@ class SandboxClock:
 
     def jobs(self, partner_id: str) -> list[Job]:
         jobs = [Job(d, k, r) for d, k, r in self.simulation.referral_jobs(partner_id)]
+        jobs += [Job(d, k, a) for d, k, a in self.prescriber.jobs(partner_id)]
         jobs += self.retry_jobs(partner_id)
-        jobs.sort(key=lambda j: (j.due, {"expire": 0, "step": 1, "retry": 2}[j.kind], j.key))
+        order = {"expire": 0, "step": 1, "review": 1, "fill": 1, "retry": 2}
+        jobs.sort(key=lambda j: (j.due, order[j.kind], j.key))
         return jobs
 
     def view(self, partner_id: str) -> dict[str, Any]:
@@ -151,6 +155,8 @@ class SandboxClock:
                 return False
             return self.dispatcher.deliver(seq, token, at=at) is not None
         # a job that changed nothing is skipped, so the loop always moves on
+        if job.kind in ("review", "fill"):
+            return self.prescriber.run_job(partner_id, job.kind, job.key, at) is not None
         return self.simulation.run_referral_job(partner_id, tier, job.kind, job.key, at) is not None
 
 

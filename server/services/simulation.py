@@ -422,14 +422,7 @@ class Simulation:
         return made
 
     def _bump_clock(self, partner_id: str, at: datetime) -> None:
-        """Keep sandbox time at or after the last transition written (the offset only grows)."""
-        with self.state.db.session() as session:
-            partner = session.get(Partner, partner_id)
-            if partner is None:
-                return
-            needed = (at - clock.real_now()).total_seconds()
-            if needed > (partner.clock_offset_seconds or 0.0):
-                partner.clock_offset_seconds = float(int(needed) + 1)
+        bump_clock(self.state, partner_id, at)
 
     # ---------------------------------------------------------------- advance a referral
 
@@ -480,14 +473,14 @@ class Simulation:
         error = tier_error(partner.tier, event_type)
         if error is not None:
             raise error
-        if not event_type.startswith("referral."):
-            raise ApiError(
-                "SERVICE_UNAVAILABLE",
-                f"Event type {event_type} cannot be triggered yet: this sandbox does not serve the "
-                f"{partner.tier} tier's objects.",
-                {"event_type": event_type},
-                headers={"Retry-After": "3600"},
-            )
+        if partner.tier == "clinical" and not event_type.startswith("referral."):
+            from server.services.clinical_trigger import trigger_clinical  # imports this module
+
+            return trigger_clinical(self.state, partner, body)
+        if not event_type.startswith("referral."):  # prescriber tier (tier_error let nothing else through)
+            from server.services.prescriber_simulation import PrescriberSimulation  # imports this module
+
+            return PrescriberSimulation(self.state).trigger(partner, event_type)
         referral_id = body.get("referral_id")
         if referral_id is None:
             referral_id = self._create_for_trigger(partner, body)
@@ -638,6 +631,17 @@ class Simulation:
             events += made
             jobs_run += 1
         return jobs_run, events
+
+
+def bump_clock(state: AppState, partner_id: str, at: datetime) -> None:
+    """Keep sandbox time at or after the last transition written (the offset only grows)."""
+    with state.db.session() as session:
+        partner = session.get(Partner, partner_id)
+        if partner is None:
+            return
+        needed = (at - clock.real_now()).total_seconds()
+        if needed > (partner.clock_offset_seconds or 0.0):
+            partner.clock_offset_seconds = float(int(needed) + 1)
 
 
 def invalid_transition(referral_id: str, current: str, target: str) -> ApiError:

@@ -86,6 +86,9 @@ def transition_referral(
             referral_id=referral.id, partner_id=referral.partner_id, status=to_status, at=at
         )
     )
+    from server.services.network_fulfillment import on_referral_status
+
+    on_referral_status(session, referral, to_status, at)  # the pharmacy order moves with the fulfillment
     if transition.event is None:
         return None
     extra = referral_event_extra(referral, to_status, referral.payment, fulfillment)

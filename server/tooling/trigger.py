@@ -1,6 +1,7 @@
 """`stealth trigger <event_type>`: make a webhook event fire in the sandbox, with every event before
 it in the lifecycle (POST /partner/sandbox/events/trigger creates the referral and drives it along
-the legal transitions, like POST /partner/sandbox/referrals/{id}/advance)."""
+the legal transitions, like POST /partner/sandbox/referrals/{id}/advance; for clinical event types it
+enrolls a synthetic patient, or has a synthetic prescriber submit a prescription)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("event_type", help="e.g. referral.shipped")
     p.add_argument("--referral-id", help="drive this existing referral instead of creating one")
-    p.add_argument("--product-category", help="category of the referral to create")
+    p.add_argument(
+        "--product-category", help="category of the referral (or, for prescription.*, medication) to create"
+    )
     p.add_argument("--partner-reference", help="partner_reference of the referral to create")
     p.add_argument("--denial-category", help="for referral.denied")
     p.add_argument("--cancelled-by", choices=["partner", "patient"], help="for referral.cancelled")
@@ -53,7 +56,8 @@ def cmd_trigger(args: argparse.Namespace, _settings: Any = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"Triggered {result['event_type']} on {result['objects'].get('referral_id', '-')}:")
+    objects = " ".join(f"{k}={v}" for k, v in result["objects"].items()) or "-"
+    print(f"Triggered {result['event_type']} ({objects}):")
     for e in result["events"]:
         print(f"  {e['occurred_at']}  {e['event_type']:32} {e['event_id']}")
     return 0

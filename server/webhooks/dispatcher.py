@@ -26,7 +26,7 @@ import httpx
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from server import clock
+from server import clock, faults, ids, phi_log
 from server.crypto import SecretBox
 from server.db.engine import Database
 from server.db.models import Event, EventAttempt, Partner
@@ -69,6 +69,8 @@ def next_retry_at(first_attempt_at: datetime, automatic_attempts_made: int) -> d
     """When automatic attempt ``automatic_attempts_made + 1`` is due (None after the sixth)."""
     if automatic_attempts_made >= MAX_AUTOMATIC_ATTEMPTS:
         return None
+    if automatic_attempts_made == 1 and faults.active("retry_too_early"):
+        return first_attempt_at + timedelta(seconds=10)
     return first_attempt_at + timedelta(seconds=RETRY_OFFSETS_SECONDS[automatic_attempts_made - 1])
 
 
@@ -243,7 +245,11 @@ class Dispatcher:
             url = partner.webhook_url
             secret = self.box.decrypt(partner.webhook_secret_encrypted)
             event_id, event_type = event.id, event.event_type
+            if event.attempt_count and faults.active("event_id_per_attempt"):
+                event_id = ids.event_id()
+                body = signing.serialize({**event.payload, "event_id": event_id})
         attempted_at = at or partner_now
+        phi_log.log_webhook_payload("partner", event_type, event_id, body)  # DEBUG, x-phi redacted
         result = self._send(url, secret, event_id, body)
         return self._record(seq, token, attempted_at, url, redelivery, result, event_id, event_type)
 
@@ -254,6 +260,8 @@ class Dispatcher:
             check_webhook_url(url, self.environment)
         except UnsafeWebhookUrl as exc:
             return AttemptResult("connection_error", None, None, f"refused: {exc}"[:500])
+        if faults.active("bad_signature"):
+            secret = "whsec_" + "wrong" * 8
         return post(self.client, url, body, signing.sign_headers(secret, event_id, body))
 
     def _record(

@@ -13,10 +13,11 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from server import clock
 from server.db.models import Partner, Referral
+from server.services.prescriber_simulation import due_partners_filter
 from server.services.sandbox_clock import SandboxClock, partner_lock
 from server.services.simulation import TERMINAL, Simulation
 from server.state import AppState
@@ -56,8 +57,11 @@ class Runtime:
                 select(Partner.id, Partner.clock_offset_seconds)
                 .where(Partner.environment == "sandbox")
                 .where(
-                    Partner.id.in_(
-                        select(Referral.partner_id).where(Referral.status.not_in(TERMINAL)).distinct()
+                    or_(
+                        Partner.id.in_(
+                            select(Referral.partner_id).where(Referral.status.not_in(TERMINAL)).distinct()
+                        ),
+                        Partner.id.in_(due_partners_filter()),
                     )
                 )
             ).all()
@@ -67,8 +71,10 @@ class Runtime:
             if not lock.acquire(blocking=False):
                 continue
             try:
-                jobs, _events = self.simulation.run_due(partner_id, clock.partner_now(offset or 0.0))
-                ran += jobs
+                now = clock.partner_now(offset or 0.0)
+                jobs, _events = self.simulation.run_due(partner_id, now)
+                more, _events = self.clock.prescriber.run_due(partner_id, now)
+                ran += jobs + more
             finally:
                 lock.release()
         return ran

@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import Any
 
+from server import logs
 from server.config import ConfigError, Settings
 from server.crypto import SecretBox, load_or_create_key
 from server.db.engine import Database
@@ -74,7 +75,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logs.configure(settings)
     db = Database(settings.database_url, schema=args.schema)
     db.migrate()
     box = SecretBox(load_or_create_key(settings))

@@ -150,3 +150,12 @@ def test_get_with_a_stray_content_type_and_no_body_is_served(sandbox):
     for ctype in ("multipart/form-data", "text/plain", "application/x-www-form-urlencoded"):
         r = sandbox.call("GET", "/partner/products", p, headers={"Content-Type": ctype})
         assert r.status_code == 200, (ctype, r.status_code, r.text)
+
+
+def test_a_path_parameter_the_router_cannot_take_is_a_400_not_an_unknown_path(sandbox):
+    """Found by conformance: a control character in an id made the router miss the route (404 NOT_FOUND)."""
+    p = sandbox.partner()
+    r = sandbox.call("POST", "/partner/referrals/%C2%AF%0A%C3%9C/cancel", p, json={})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "VALIDATION_ERROR", r.text
+    r = sandbox.call("GET", "/partner/no-such-thing/%0A", p)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"

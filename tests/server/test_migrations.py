@@ -28,10 +28,11 @@ def test_migrations_build_exactly_the_models_schema(tmp_path):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     db.dispose()
-    # Only table and column differences matter here (SQLite reports no server defaults or comment diffs).
+    # Tables, columns and indexes (SQLite reports no server defaults or comment diffs).
     relevant = [
         d
         for d in diff
-        if isinstance(d, tuple) and d[0] in ("add_table", "remove_table", "add_column", "remove_column")
+        if isinstance(d, tuple)
+        and d[0] in ("add_table", "remove_table", "add_column", "remove_column", "add_index", "remove_index")
     ]
     assert relevant == [], relevant

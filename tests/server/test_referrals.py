@@ -412,13 +412,17 @@ def test_summary_counts_and_revenue(sandbox, schemas):
 
 
 def test_products_per_tier(sandbox, schemas):
-    for tier, key in (("referral", "category"), ("clinical", "category"), ("prescriber", "category_id")):
+    for tier, key, expected in (
+        ("referral", "category", ["trt-cream", "peptides"]),
+        ("clinical", "category", ["trt-cream", "peptides"]),
+        ("prescriber", "category_id", ["trt-cream", "bpc-157"]),  # seed 003 §9.3 (P-013)
+    ):
         p = sandbox.partner(tier)
         r = sandbox.call("GET", "/partner/products", p)
         assert r.status_code == 200
         data = r.json()
         schemas.component("ProductList", data)
-        assert [x[key] for x in data["products"]] == ["trt-cream", "peptides"]
+        assert [x[key] for x in data["products"]] == expected
     p = sandbox.partner()
     template = sandbox.call("GET", "/partner/products", p).json()["products"][0]["enrollment_url_template"]
     assert template.endswith("/trt-cream?ref={referral_id}") and template.startswith(
@@ -436,14 +440,14 @@ def test_tracking_link_only_once_shipped(sandbox, schemas):
     assert r.status_code == 404 and r.json()["error"]["code"] == "TRACKING_NOT_AVAILABLE"
     advance(sandbox, p, rid, "enrolled", "pending_review", "approved", "awaiting_shipment")
     assert sandbox.call("GET", f"/partner/referrals/{rid}/tracking-link", p).status_code == 404
-    advance(sandbox, p, rid, "shipped", carrier="UPS")
+    advance(sandbox, p, rid, "shipped", carrier="UPS")  # the pharmacy's shipment wins (P-015): USPS
     r = sandbox.call("GET", f"/partner/referrals/{rid}/tracking-link", p)
     assert r.status_code == 200, r.text
     link = r.json()
     schemas.component("TrackingLink", link)
     assert "/track/tkn_" in link["tracking_url"]
     page = sandbox.client.get(link["tracking_url"].replace("http://127.0.0.1:8080", ""))
-    assert page.status_code == 200 and "UPS" in page.text and "shipped" in page.text
+    assert page.status_code == 200 and "USPS" in page.text and "shipped" in page.text
     assert page.headers["cache-control"] == "no-store"
     # a second call issues a new link; the first stays valid
     second = sandbox.call("GET", f"/partner/referrals/{rid}/tracking-link", p).json()

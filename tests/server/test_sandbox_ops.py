@@ -240,7 +240,8 @@ def test_trigger_every_referral_event_and_tier_errors(sandbox: Any, schemas: Any
         json={"event_type": "patient.created"},
         headers={"X-Access-Tier": "clinical"},
     )
-    assert answer.status_code == 503 and answer.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert answer.status_code == 200, answer.text  # tests/server/test_clinical_trigger.py has the details
+    assert answer.json()["events"][-1]["event_type"] == "patient.created"
     bad = sandbox.call(
         "POST",
         "/partner/sandbox/events/trigger",

@@ -6,7 +6,6 @@ import copy
 import uuid
 from datetime import date, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from server.db.models import Event
@@ -84,7 +83,8 @@ def _events(sandbox, partner_id, event_type):
 def test_inline_patient_end_to_end(sandbox, schemas):
     p = sandbox.partner("clinical")
     pres = prescriber(sandbox, p)
-    r = submit(sandbox, p, rx(pres, partner_reference="PRX-12345", notes="note", inline_patient=inline()))
+    body = rx(pres, partner_reference="PRX-12345", notes="note", inline_patient=inline())
+    r = submit(sandbox, p, {**body, "metadata": {"order": "A-77"}})
     assert r.status_code == 201, r.text
     out = r.json()
     schemas.component("PartnerPrescription", out)
@@ -116,6 +116,7 @@ def test_inline_patient_end_to_end(sandbox, schemas):
     (received,) = _events(sandbox, p.partner_id, "prescription.received")
     schemas.webhook("prescription.received", received)
     assert received["data"]["prescription_id"] == out["prescription_id"]
+    assert received["metadata"] == {"order": "A-77"}  # the prescription's own metadata (C-022)
     (created,) = _events(sandbox, p.partner_id, "patient.created")
     schemas.webhook("patient.created", created)
 
@@ -270,17 +271,20 @@ def test_validation_order(sandbox):
         assert (r.status_code, code(r)) == (status, expected), (body, r.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapter judges inline_patient's shape in the schema step; x-validation-order puts INLINE_PATIENT_INVALID "
-    "after PRESCRIBER_NOT_FOUND (needs an adapter hook to defer it)",
-)
 def test_inline_shape_is_judged_after_the_prescriber(sandbox):
+    """x-error-deferred: INLINE_PATIENT_INVALID ranks after the prescriber checks (x-validation-order)."""
     p = sandbox.partner("clinical")
     bad = inline()
     bad["email"] = "not-an-email"
     r = submit(sandbox, p, rx("pres_doesnotexist", inline_patient=bad))
     assert code(r) == "PRESCRIBER_NOT_FOUND"
+    pres = prescriber(sandbox, p)
+    r = submit(sandbox, p, rx(pres, inline_patient=bad))
+    assert r.status_code == 400 and code(r) == "INLINE_PATIENT_INVALID"
+    assert r.json()["error"]["details"]["errors"][0]["path"] == "/inline_patient/email"
+    # an error outside the deferred property is still judged in the schema step
+    r = submit(sandbox, p, {**rx("pres_doesnotexist", inline_patient=bad), "notes": 7})
+    assert code(r) == "INVALID_BODY"
 
 
 def test_production_refuses_sandbox_codes(sandbox_factory):
@@ -316,3 +320,16 @@ def test_fulfillment_of_an_inline_prescription_moves_with_its_referral(sandbox, 
         for e in rows:
             schemas.webhook(e.event_type, e.payload)
     assert "referral.shipped" in types and types[-1] == "referral.delivered"
+
+
+def test_default_intake_skips_a_newer_appointment_without_one(sandbox):
+    """C-021: GET .../intake without appointment_id is the most recent appointment *with* a submitted intake."""
+    p = sandbox.partner("clinical")
+    ref = enroll(sandbox, p, state="TX")
+    patient_id = ref["patient_id"]
+    pres = prescriber(sandbox, p)
+    r = submit(sandbox, p, rx(pres, patient_id=patient_id))
+    assert r.status_code == 201, r.text
+    intake = get(sandbox, p, f"/partner/patients/{patient_id}/intake")
+    assert intake.status_code == 200, intake.text
+    assert intake.json()["appointment_id"] == ref["appointment_id"]

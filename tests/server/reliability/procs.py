@@ -46,14 +46,6 @@ def record(test: str, **figures: Any) -> None:
         fh.write(json.dumps(line) + "\n")
 
 
-def served(operation_id: str) -> bool:
-    """True when the sandbox registers a handler for ``operation_id`` (later tiers land one by one;
-    until then the operation answers the documented "not available on this sandbox yet" 404)."""
-    from server import handlers
-
-    return any(f'"{operation_id}"' in p.read_text() for p in Path(handlers.__file__).parent.glob("*.py"))
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

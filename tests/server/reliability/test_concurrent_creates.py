@@ -13,10 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 
 from server.services.partners import Credentials
-from tests.server.reliability.procs import Server, Store, headers, record, served
+from tests.server.reliability.procs import Server, Store, headers, record
 
 CALLERS = 50
 DIFFERENT = 10  # callers sending another body with the same reference
@@ -169,14 +168,10 @@ def test_fifty_concurrent_prescription_creates(
     )
 
 
-# LEAD: this test enables itself once POST /partner/appointments (submitAppointment, prescriber tier) has a
-# handler; until then it skips. It builds its body with tests/server/prescriber/helpers.submission().
 def test_fifty_concurrent_appointment_creates(
     live: Callable[..., tuple[Server, Store]], backend: str
 ) -> None:
-    if not served("submitAppointment"):
-        pytest.skip("POST /partner/appointments (prescriber tier) is not served yet; enable when it lands")
-    from tests.server.prescriber.helpers import submission  # lands with the prescriber tier
+    from tests.server.prescriber.helpers import submission
 
     server, store = live()
     creds = store.partner("prescriber")
@@ -186,9 +181,22 @@ def test_fifty_concurrent_appointment_creates(
     bodies = _bodies(same, other)
     responses = asyncio.run(_fire(server.base_url, "/partner/appointments", headers(creds), bodies))
     appointment_id, statuses = check_answers(responses, bodies, "appointment_id")
+    from sqlalchemy import text
+
+    with store.db.session() as session:
+        rows = session.execute(
+            text("SELECT count(*) FROM prescriber_appointments WHERE partner_reference = :r"),
+            {"r": reference},
+        ).scalar()
+        charged = session.execute(
+            text("SELECT count(*) FROM events WHERE event_type = 'review.billed' AND partner_id = :p"),
+            {"p": creds.partner_id},
+        ).scalar()
+    assert rows == 1 and charged == 1  # one appointment, one charge
     record(
         f"concurrent appointment creates ({backend})",
         callers=CALLERS,
         statuses=dict(sorted(statuses.items())),
+        appointments_created=rows,
         appointment_id=appointment_id,
     )

@@ -1,0 +1,1 @@
+"""`make bench`: throughput, latency, webhook dispatch, growth and tooling timings (see bench/README.md)."""

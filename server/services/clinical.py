@@ -1291,13 +1291,19 @@ def on_referral_transition(
 ) -> None:
     """Hook of transition_referral: clinical partners get appointment.prescription_signed when the physician
     approves (the prescription the appointment then shows, seed 002 §12.2)."""
-    if referral.appointment_id and to_status in _RX_PROGRESS:
-        appt_rx = session.get(ClinicalAppointment, referral.appointment_id)
-        if appt_rx is not None and appt_rx.prescription_id:
-            rx = session.get(PartnerPrescription, appt_rx.prescription_id)
-            if rx is not None and rx.fulfillment_status != _RX_PROGRESS[to_status]:
+    if to_status in _RX_PROGRESS:
+        # every partner-submitted prescription of this referral ships with it (one pharmacy order, P-015),
+        # whichever patient mode named the referral (C-035)
+        for rx in session.scalars(
+            select(PartnerPrescription).where(PartnerPrescription.referral_id == referral.id)
+        ):
+            if rx.fulfillment_status != _RX_PROGRESS[to_status]:
                 rx.fulfillment_status = _RX_PROGRESS[to_status]
                 rx.updated_at = at
+        appt_rx = (
+            session.get(ClinicalAppointment, referral.appointment_id) if referral.appointment_id else None
+        )
+        if appt_rx is not None and appt_rx.prescription_id:
             return
     if to_status != "approved" or partner_tier != "clinical" or not referral.appointment_id:
         return

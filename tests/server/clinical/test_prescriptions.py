@@ -333,3 +333,24 @@ def test_default_intake_skips_a_newer_appointment_without_one(sandbox):
     intake = get(sandbox, p, f"/partner/patients/{patient_id}/intake")
     assert intake.status_code == 200, intake.text
     assert intake.json()["appointment_id"] == ref["appointment_id"]
+
+
+def test_a_prescription_for_an_enrolled_patient_ships_with_the_patient_s_referral(sandbox):
+    """C-035: patient_id mode too, not only inline patients."""
+    p = sandbox.partner("clinical")
+    ref = enroll(sandbox, p, state="TX")
+    pres = prescriber(sandbox, p)
+    r = submit(sandbox, p, rx(pres, patient_id=ref["patient_id"]))
+    assert r.status_code == 201, r.text
+    rx_id = r.json()["prescription_id"]
+    moved = sandbox.call(
+        "POST",
+        f"/partner/sandbox/referrals/{ref['referral_id']}/advance",
+        p,
+        json={"target_status": "shipped"},
+    )
+    assert moved.status_code == 200, moved.text
+    from server.db.models_clinical import PartnerPrescription
+
+    with sandbox.state.db.session() as session:
+        assert session.get(PartnerPrescription, rx_id).fulfillment_status == "shipped"

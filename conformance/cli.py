@@ -170,9 +170,8 @@ def _record_phi_values(path: Path) -> None:
 
     def observe(exchanges: list[Any]) -> None:
         add_exchanges(phi, exchanges)
-        path.write_text(
-            json.dumps({"phi": sorted(phi.phi), "non_phi": sorted(phi.non_phi)}), encoding="utf-8"
-        )
+        seen = {"phi": sorted(phi.phi), "non_phi": sorted(phi.non_phi), "public": sorted(phi.public)}
+        path.write_text(json.dumps(seen), encoding="utf-8")
 
     runner.EXCHANGE_OBSERVERS.append(observe)
 

@@ -304,6 +304,7 @@ def scan_sandbox_log(sb: LocalSandbox, log_path: Path, report_dir: Path) -> bool
         seen = json.loads(path.read_text(encoding="utf-8"))
         phi.phi |= set(seen["phi"])
         phi.non_phi |= set(seen["non_phi"])
+        phi.public |= set(seen["public"])
     searched, found = scan_logs(sb.database_url, [log_path], document, phi)
     size = log_path.stat().st_size if log_path.is_file() else 0
     result = {

@@ -94,6 +94,8 @@ class PhiValues:
             and v not in self.constants
             and v not in self.non_phi
             and not _TIMESTAMP.match(v)
+            and len(set(v))
+            >= 3  # "0000…" (a fuzzer's filler) identifies no one, and matches any run of zeros
         }
         public = "\n".join(self.public)
         return {v for v in candidates if v not in public}

@@ -64,3 +64,12 @@ def test_query_values_and_keys_at_non_phi_positions_are_not_phi(spec_document):
     ]
     add_exchanges(phi, exchanges)
     assert phi.values() == {"Jane Quill-Roe"}  # search is marked x-phi: still searched for
+
+
+def test_degenerate_fuzzer_strings_are_not_searched_for(spec_document):
+    from conformance.phi_scan import PhiValues, spec_constants
+    from server.redaction import PhiMap
+
+    phi = PhiValues(PhiMap(spec_document), spec_constants(spec_document))
+    phi.add_literal("0" * 101, "abababab", "Jane Quill-Roe")
+    assert phi.values() == {"Jane Quill-Roe"}

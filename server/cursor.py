@@ -80,3 +80,20 @@ def after_position(created_at: Any, row_id: Any, position: tuple[datetime, Any])
     from sqlalchemy import tuple_
 
     return tuple_(created_at, row_id) < tuple_(*position)
+
+
+def newest_first_page(
+    session: Any, model: Any, conds: list[Any], limit: int, after: Any = None
+) -> tuple[list[Any], bool]:
+    """One keyset page of ``model`` rows matching ``conds``, newest first by (created_at, id), strictly after the
+    cursor position ``after`` if given: (rows, whether more follow)."""
+    from sqlalchemy import select
+
+    if after is not None:
+        conds = [*conds, after_position(model.created_at, model.id, after)]
+    rows = list(
+        session.scalars(
+            select(model).where(*conds).order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
+        )
+    )
+    return rows[:limit], len(rows) > limit

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 from server import audit, clock, faults, ids
 from server.auth import AuthenticatedPartner
 from server.clock import iso
-from server.cursor import CursorCodec, after_position, filter_digest
+from server.cursor import CursorCodec, filter_digest, newest_first_page
 from server.db.models import Event, IntakeSubmission, Patient, Product, Referral, ReferralStatusHistory
 from server.db.models_clinical import (
     ClinicalAppointment,
@@ -888,19 +888,8 @@ class ClinicalService:
             conds.append(Patient.created_at > filters.created_after)
         if filters.created_before:
             conds.append(Patient.created_at < filters.created_before)
-        if after is not None:
-            conds.append(after_position(Patient.created_at, Patient.id, after))
         with self.state.db.session() as session:
-            rows = list(
-                session.scalars(
-                    select(Patient)
-                    .where(*conds)
-                    .order_by(Patient.created_at.desc(), Patient.id.desc())
-                    .limit(limit + 1)
-                )
-            )
-            has_more = len(rows) > limit
-            rows = rows[:limit]
+            rows, has_more = newest_first_page(session, Patient, conds, limit, after)
             view = ClinicalView(session)
             items = [view.patient_summary(p) for p in rows]
             for p in rows:
@@ -1086,18 +1075,7 @@ class ClinicalService:
                 conds.append(ClinicalTransaction.status == status)
             if created_after:
                 conds.append(ClinicalTransaction.created_at > created_after)
-            if after is not None:
-                conds.append(after_position(ClinicalTransaction.created_at, ClinicalTransaction.id, after))
-            rows = list(
-                session.scalars(
-                    select(ClinicalTransaction)
-                    .where(*conds)
-                    .order_by(ClinicalTransaction.created_at.desc(), ClinicalTransaction.id.desc())
-                    .limit(limit + 1)
-                )
-            )
-            has_more = len(rows) > limit
-            rows = rows[:limit]
+            rows, has_more = newest_first_page(session, ClinicalTransaction, conds, limit, after)
             reference = self._reference(session, patient)
             items = [ClinicalView.transaction(t, reference) for t in rows]
             for t in rows:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from server import audit, clock, ids
 from server.auth import AuthenticatedPartner
 from server.clock import iso
-from server.cursor import CursorCodec, after_position, filter_digest
+from server.cursor import CursorCodec, filter_digest, newest_first_page
 from server.db.models import Event, Patient
 from server.db.models_clinical import PatientAddress
 from server.db.models_prescriber import PrescriberAppointment
@@ -58,6 +58,17 @@ def _invalid_body(path: str, message: str) -> ApiError:
         f"{path.strip('/').replace('/', '.')} {message}.",
         {"field": path.strip("/").replace("/", "."), "errors": [{"path": path, "message": message}]},
     )
+
+
+def network_pharmacy(pharmacy_id: str) -> catalog.NetworkPharmacy:
+    found = catalog.PHARMACIES.get(pharmacy_id)
+    if found is None:
+        raise ApiError(
+            "PHARMACY_NOT_FOUND",
+            f"Pharmacy {pharmacy_id} was not found in the network.",
+            {"pharmacy_id": pharmacy_id},
+        )
+    return found
 
 
 def appointment_id() -> str:
@@ -500,16 +511,7 @@ class PrescriberService:
     @staticmethod
     def _pharmacy(body: dict[str, Any]) -> catalog.NetworkPharmacy | None:
         wanted = body.get("preferred_pharmacy_id")
-        if wanted is None:
-            return None
-        found = catalog.PHARMACIES.get(wanted)
-        if found is None:
-            raise ApiError(
-                "PHARMACY_NOT_FOUND",
-                f"Pharmacy {wanted} was not found in the network.",
-                {"pharmacy_id": wanted},
-            )
-        return found
+        return network_pharmacy(wanted) if wanted is not None else None
 
     def _replay(self, partner: AuthenticatedPartner, reference: str, digest: str) -> SubmitResult | None:
         with self.state.db.session() as session:
@@ -770,19 +772,8 @@ class PrescriberService:
             conds.append(PrescriberAppointment.created_at > filters.created_after)
         if filters.created_before:
             conds.append(PrescriberAppointment.created_at < filters.created_before)
-        if after is not None:
-            conds.append(after_position(PrescriberAppointment.created_at, PrescriberAppointment.id, after))
         with self.state.db.session() as session:
-            rows = list(
-                session.scalars(
-                    select(PrescriberAppointment)
-                    .where(*conds)
-                    .order_by(PrescriberAppointment.created_at.desc(), PrescriberAppointment.id.desc())
-                    .limit(limit + 1)
-                )
-            )
-            has_more = len(rows) > limit
-            rows = rows[:limit]
+            rows, has_more = newest_first_page(session, PrescriberAppointment, conds, limit, after)
             for appt in rows:
                 self._viewed(session, partner, "listAppointments", appt, "Appointment listed")
             items = [list_item(a) for a in rows]
@@ -865,14 +856,7 @@ class PrescriberService:
     def pick_pharmacy(appt: PrescriberAppointment, pharmacy_id: str | None) -> catalog.NetworkPharmacy:
         wanted = pharmacy_id or appt.preferred_pharmacy_id
         if wanted is not None:
-            found = catalog.PHARMACIES.get(wanted)
-            if found is None:
-                raise ApiError(
-                    "PHARMACY_NOT_FOUND",
-                    f"Pharmacy {wanted} was not found in the network.",
-                    {"pharmacy_id": wanted},
-                )
-            return found
+            return network_pharmacy(wanted)
         return catalog.default_pharmacy(appt.patient["address"]["state"])
 
     def route(

@@ -32,20 +32,36 @@ CHECKS = (
 
 
 def _subset(tier: str) -> dict[str, Any]:
-    """The bundle with only the operations ``tier`` calls here."""
+    """The bundle with only the operations ``tier`` calls here: the clinical partner everything but the
+    prescriber-only operations; the prescriber partner its own and those it shares (GET an appointment), so the
+    spec's links from its creates stay whole. Links to an operation left out are dropped."""
     doc = copy.deepcopy(bundled("partner"))
     doc.pop("webhooks", None)
     for op in list(walk.operations(doc)):
         if op.is_webhook:
             continue
-        prescriber_only = op.tiers() == {"prescriber"}
-        if prescriber_only != (tier == "prescriber"):
+        tiers = op.tiers()
+        keep = (
+            ("prescriber" in tiers and "referral" not in tiers)
+            if tier == "prescriber"
+            else tiers != {"prescriber"}
+        )
+        if not keep:
             del doc["paths"][op.key][op.method]
     doc["paths"] = {
         k: v
         for k, v in doc["paths"].items()
         if any(m in v for m in ("get", "post", "put", "patch", "delete"))
     }
+    kept = {op.op.get("operationId") for op in walk.operations(doc) if not op.is_webhook}
+    for op in walk.operations(doc):
+        for response in (op.op.get("responses") or {}).values():
+            links = walk.deref(doc, response).get("links") if isinstance(response, dict) else None
+            if isinstance(links, dict):
+                for name in [
+                    n for n, link in links.items() if walk.deref(doc, link).get("operationId") not in kept
+                ]:
+                    del links[name]
     return doc
 
 

@@ -21,9 +21,10 @@ from bench.dbsetup import Target
 from server import clock, ids
 from server.app import build_state
 from server.db.models import Fulfillment, Payment, Referral, ReferralStatusHistory
+from server.idempotency import fingerprint
 from server.repositories import partners as partners_repo
 from server.services.partners import create_partner
-from server.services.referrals import ENROLLMENT_TTL, fingerprint
+from server.services.referrals import ENROLLMENT_TTL
 from server.services.transitions import transition_referral
 from server.state import AppState
 

@@ -121,6 +121,39 @@ def record(
     return row
 
 
+def patient_profile(
+    session: Session,
+    *,
+    created: bool,
+    patient_id: str,
+    partner_id: str | None,
+    actor: Actor,
+    fields: Iterable[str],
+    phi_fields: Iterable[str],
+    source_name: str,
+    summary: str,
+    at: datetime,
+    source: str = "partner_api",
+) -> AuditLog:
+    """A patient.created / patient.updated record: the fields set or changed, their values redacted."""
+    before = None if created else "set"
+    return record(
+        session,
+        action="patient.created" if created else "patient.updated",
+        category="patient_profile",
+        entity_type="patient",
+        entity_id=patient_id,
+        patient_id=patient_id,
+        partner_id=partner_id,
+        actor=actor,
+        source=source,
+        source_name=source_name,
+        summary=summary,
+        diff=redacted_diff([(f, before, "set") for f in fields], phi_fields),
+        at=at,
+    )
+
+
 def as_dict(row: AuditLog) -> dict[str, Any]:
     return {
         "id": row.id,

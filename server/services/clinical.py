@@ -212,22 +212,18 @@ def record_enrollment(
         session.add(txn)
     session.flush()
     patient_actor = audit.Actor(uid=patient.id, role="patient")
-    audit.record(
+    enrolled = ("first_name", "last_name", "email", "phone", "date_of_birth", "sex")
+    audit.patient_profile(
         session,
-        action="patient.created",
-        category="patient_profile",
-        entity_type="patient",
-        entity_id=patient.id,
+        created=True,
         patient_id=patient.id,
         partner_id=partner_id,
         actor=patient_actor,
+        fields=enrolled,
+        phi_fields=enrolled,
         source="enrollment_page",
         source_name="EnrollmentService.submit",
         summary="Patient profile and intake created by enrollment",
-        diff=audit.redacted_diff(
-            [(f, None, "set") for f in ("first_name", "last_name", "email", "phone", "date_of_birth", "sex")],
-            phi_fields=("first_name", "last_name", "email", "phone", "date_of_birth", "sex"),
-        ),
         at=now,
     )
     audit.record(

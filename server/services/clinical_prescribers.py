@@ -7,8 +7,6 @@ with the operation's x-validation-order; this service adds the idempotency on pa
 
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,11 +21,8 @@ from server.clock import iso
 from server.cursor import CursorCodec, filter_digest
 from server.db.models_clinical import Prescriber
 from server.errors import ApiError
+from server.idempotency import fingerprint, replay_of
 from server.state import AppState
-
-
-def fingerprint(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def prescriber_not_found() -> ApiError:
@@ -129,20 +124,10 @@ class PrescriberService:
 
     def _replay(self, partner: AuthenticatedPartner, reference: str, digest: str) -> CreateResult | None:
         with self.state.db.session() as session:
-            existing = session.scalar(
-                select(Prescriber).where(
-                    Prescriber.partner_id == partner.id, Prescriber.partner_reference == reference
-                )
+            existing = replay_of(
+                session, Prescriber, partner.id, reference, digest, noun="prescriber", id_key="prescriber_id"
             )
-            if existing is None:
-                return None
-            if existing.request_fingerprint != digest:
-                raise ApiError(
-                    "DUPLICATE_REFERENCE",
-                    f"partner_reference {reference} was already used for a different prescriber.",
-                    {"partner_reference": reference, "prescriber_id": existing.id},
-                )
-            return CreateResult(serialize(existing), replayed=True)
+            return CreateResult(serialize(existing), replayed=True) if existing is not None else None
 
     def get(self, partner: AuthenticatedPartner, prescriber_id: str) -> dict[str, Any]:
         with self.state.db.session() as session:

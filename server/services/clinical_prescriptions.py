@@ -27,9 +27,10 @@ from server.clock import iso
 from server.db.models import Patient, Referral, ReferralStatusHistory
 from server.db.models_clinical import ClinicalAppointment, PartnerPrescription, PatientAddress, Prescriber
 from server.errors import ApiError
+from server.idempotency import fingerprint, replay_of
 from server.services import clinical
 from server.services.clinical_catalog import CATALOG, Medication, lookup
-from server.services.clinical_prescribers import fingerprint, prescriber_not_found
+from server.services.clinical_prescribers import prescriber_not_found
 from server.state import AppState
 
 MODES = ("patient_id", "referral_id", "inline_patient")
@@ -115,22 +116,16 @@ class PrescriptionService:
 
     def _replay(self, partner: AuthenticatedPartner, reference: str, digest: str) -> SubmitResult | None:
         with self.state.db.session() as session:
-            rx = session.scalar(
-                select(PartnerPrescription).where(
-                    PartnerPrescription.partner_id == partner.id,
-                    PartnerPrescription.partner_reference == reference,
-                )
+            rx = replay_of(
+                session,
+                PartnerPrescription,
+                partner.id,
+                reference,
+                digest,
+                noun="prescription",
+                id_key="prescription_id",
             )
-            if rx is None:
-                return None
-            if rx.request_fingerprint != digest:
-                raise _reject(
-                    "DUPLICATE_REFERENCE",
-                    f"partner_reference {reference} was already used for a different prescription.",
-                    partner_reference=reference,
-                    prescription_id=rx.id,
-                )
-            return SubmitResult(serialize(rx), replayed=True)
+            return SubmitResult(serialize(rx), replayed=True) if rx is not None else None
 
     # ------------------------------------------------------------------ validation steps 3-7
 
@@ -265,36 +260,19 @@ class PrescriptionService:
             patient, referral, created, changed = self._inline(
                 session, partner, resolved.inline or {}, now, meds
             )
-            if created:
-                audit.record(
+            if created or changed:
+                audit.patient_profile(
                     session,
-                    action="patient.created",
-                    category="patient_profile",
-                    entity_type="patient",
-                    entity_id=patient.id,
+                    created=created,
                     patient_id=patient.id,
                     partner_id=partner.id,
                     actor=actor,
+                    fields=clinical.PATIENT_FIELDS if created else changed,
+                    phi_fields=clinical.PATIENT_FIELDS,
                     source_name="createPrescription",
-                    summary="Patient created from inline_patient",
-                    diff=audit.redacted_diff(
-                        [(f, None, "set") for f in clinical.PATIENT_FIELDS], clinical.PATIENT_FIELDS
-                    ),
-                    at=now,
-                )
-            elif changed:
-                audit.record(
-                    session,
-                    action="patient.updated",
-                    category="patient_profile",
-                    entity_type="patient",
-                    entity_id=patient.id,
-                    patient_id=patient.id,
-                    partner_id=partner.id,
-                    actor=actor,
-                    source_name="createPrescription",
-                    summary="Patient updated from inline_patient",
-                    diff=audit.redacted_diff([(f, "set", "set") for f in changed], clinical.PATIENT_FIELDS),
+                    summary="Patient created from inline_patient"
+                    if created
+                    else "Patient updated from inline_patient",
                     at=now,
                 )
         else:

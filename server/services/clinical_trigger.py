@@ -259,19 +259,17 @@ def _move_patient(state: AppState, partner: AuthenticatedPartner, patient_id: st
         patient.state, patient.country = MOVED_TO["state"], MOVED_TO["country"]
         patient.updated_at = at
         session.flush()
-        audit.record(
+        audit.patient_profile(
             session,
-            action="patient.updated",
-            category="patient_profile",
-            entity_type="patient",
-            entity_id=patient.id,
+            created=False,
             patient_id=patient.id,
             partner_id=partner.id,
             actor=audit.Actor(uid=patient.id, role="patient"),
+            fields=("address",),
+            phi_fields=clinical.PATIENT_FIELDS,
             source="simulation",
             source_name="triggerSandboxEvent",
             summary="Patient changed their postal address",
-            diff=audit.redacted_diff([("address", "set", "set")], clinical.PATIENT_FIELDS),
             at=at,
         )
         referral = session.get(Referral, patient.referral_id) if patient.referral_id else None

@@ -9,8 +9,6 @@ that the partner sees (prescription.filled, tracking) is read from that order an
 
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -28,6 +26,7 @@ from server.db.models import Event, Patient
 from server.db.models_clinical import PatientAddress
 from server.db.models_prescriber import PrescriberAppointment
 from server.errors import ApiError
+from server.idempotency import fingerprint, replay_of
 from server.pharmacy import clinics as pharmacy_clinics
 from server.pharmacy import simulation as pharmacy
 from server.repositories import partners as partners_repo
@@ -38,10 +37,6 @@ from server.state import AppState
 
 SCENARIO_KEY = "sandbox_scenario"
 PHI_PATIENT_FIELDS = ("email", "first_name", "last_name", "date_of_birth", "gender", "phone", "address")
-
-
-def fingerprint(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def not_found(appointment_id: str) -> ApiError:
@@ -515,21 +510,16 @@ class PrescriberService:
 
     def _replay(self, partner: AuthenticatedPartner, reference: str, digest: str) -> SubmitResult | None:
         with self.state.db.session() as session:
-            appt = session.scalar(
-                select(PrescriberAppointment).where(
-                    PrescriberAppointment.partner_id == partner.id,
-                    PrescriberAppointment.partner_reference == reference,
-                )
+            appt = replay_of(
+                session,
+                PrescriberAppointment,
+                partner.id,
+                reference,
+                digest,
+                noun="appointment",
+                id_key="appointment_id",
             )
-            if appt is None:
-                return None
-            if appt.request_fingerprint != digest:
-                raise ApiError(
-                    "DUPLICATE_REFERENCE",
-                    f"partner_reference {reference} is already used by appointment {appt.id} with a different body.",
-                    {"partner_reference": reference, "appointment_id": appt.id},
-                )
-            return SubmitResult(submit_response(appt), replayed=True)
+            return SubmitResult(submit_response(appt), replayed=True) if appt is not None else None
 
     def submit(self, partner: AuthenticatedPartner, body: dict[str, Any]) -> SubmitResult:
         """The checks of x-validation-order after the schema's, in order, each short-circuiting."""
@@ -609,18 +599,16 @@ class PrescriberService:
             session.add(patient)
             session.flush()
             session.add(PatientAddress(patient_id=patient.id, **columns))
-            audit.record(
+            audit.patient_profile(
                 session,
-                action="patient.created",
-                category="patient_profile",
-                entity_type="patient",
-                entity_id=patient.id,
+                created=True,
                 patient_id=patient.id,
                 partner_id=partner.id,
                 actor=self._actor(partner),
+                fields=PHI_PATIENT_FIELDS,
+                phi_fields=PHI_PATIENT_FIELDS,
                 source_name="submitAppointment",
                 summary="Patient created from a submitted appointment",
-                diff=audit.redacted_diff([(f, None, "set") for f in PHI_PATIENT_FIELDS], PHI_PATIENT_FIELDS),
                 at=now,
             )
             return patient
@@ -637,20 +625,16 @@ class PrescriberService:
             changed.append("address")
         if changed:
             patient.updated_at = now
-            audit.record(
+            audit.patient_profile(
                 session,
-                action="patient.updated",
-                category="patient_profile",
-                entity_type="patient",
-                entity_id=patient.id,
+                created=False,
                 patient_id=patient.id,
                 partner_id=partner.id,
                 actor=self._actor(partner),
+                fields=changed,
+                phi_fields=(*PHI_PATIENT_FIELDS, "sex", "state", "country"),
                 source_name="submitAppointment",
                 summary="Patient details updated from a submitted appointment",
-                diff=audit.redacted_diff(
-                    [(f, "set", "set") for f in changed], (*PHI_PATIENT_FIELDS, "sex", "state", "country")
-                ),
                 at=now,
             )
         return patient

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -16,6 +14,7 @@ from server.crypto import sha256_hex
 from server.cursor import CursorCodec, filter_digest
 from server.db.models import Fulfillment, Payment, Referral, ReferralStatusHistory, TrackingToken
 from server.errors import ApiError, not_found
+from server.idempotency import duplicate_reference, fingerprint
 from server.repositories import partners as partners_repo
 from server.repositories import referral_reads
 from server.repositories import referrals as referrals_repo
@@ -60,11 +59,6 @@ SANDBOX_SCENARIO_KEY = "sandbox_scenario"
 def referral_not_found(referral_id: str) -> ApiError:
     code = "NOT_FOUND" if faults.active("wrong_error_code") else "REFERRAL_NOT_FOUND"
     return not_found(code, "Referral", "referral_id", referral_id)
-
-
-def fingerprint(body: dict[str, Any]) -> str:
-    """Identity of a create body as a JSON value (key order and whitespace ignored)."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -178,11 +172,7 @@ class ReferralService:
     @staticmethod
     def _replay(existing: Referral, digest: str) -> CreateResult:
         if existing.request_fingerprint != digest or faults.active("no_idempotency"):
-            raise ApiError(
-                "DUPLICATE_REFERENCE",
-                f"partner_reference {existing.partner_reference} was already used for a different referral.",
-                {"partner_reference": existing.partner_reference, "referral_id": existing.id},
-            )
+            raise duplicate_reference(existing.partner_reference, "referral", "referral_id", existing.id)
         return CreateResult(existing, replayed=True)
 
     # ------------------------------------------------------------------ expiry

@@ -35,25 +35,15 @@ def build_registry(state: AppState) -> dict[str, Callable[..., Any]]:
     return registry
 
 
-def not_implemented(operation_id: str) -> Callable[..., Any]:
-    """Operations of the spec this sandbox does not serve yet (later tiers): a documented 404."""
-
-    def handler(**_kwargs: Any) -> Any:
-        raise ApiError(
-            "NOT_FOUND",
-            f"Operation {operation_id} is not available on this sandbox yet.",
-            {"operation_id": operation_id},
-        )
-
-    handler.__name__ = operation_id
-    return handler
-
-
 def make_resolver_function(state: AppState) -> Callable[[str], Callable[..., Any]]:
     registry = build_registry(state)
 
     def resolve(operation_id: str) -> Callable[..., Any]:
-        return registry.get(operation_id) or not_implemented(operation_id)
+        # Every operation of the spec is served: one without a handler is a build error, found at start-up.
+        handler = registry.get(operation_id)
+        if handler is None:
+            raise LookupError(f"no handler for operation {operation_id} of the spec")
+        return handler
 
     return resolve
 

@@ -144,7 +144,7 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
             row["deliveries_per_s"],
             TARGETS["dispatch_rate"],
             True,
-            f"backlog {row['backlog']}",
+            f"backlog {row['backlog']}, worker batch {row.get('worker_batch', 50)}",
         )
         add(
             f"dispatch p99 ms state change to receipt ({row['db']}, {row['workers']}w)",
@@ -244,12 +244,13 @@ def markdown(result: dict[str, Any], json_name: str) -> str:
     if hooks:
         lines += [
             "",
-            "| dispatch db | workers | backlog | deliveries/s | latency run rate/s | p50 ms | p99 ms |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| dispatch db | workers | batch | backlog | deliveries/s | latency run rate/s | p50 ms | p99 ms |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in hooks:
             lines.append(
-                f"| {r['db']} | {r['workers']} | {r['backlog']} | {r['deliveries_per_s']} | {r['achieved_rate']} | "
+                f"| {r['db']} | {r['workers']} | {r.get('worker_batch', 50)} | {r['backlog']} | "
+                f"{r['deliveries_per_s']} | {r['achieved_rate']} | "
                 f"{r['p50_ms']} | {r['p99_ms']} |"
             )
     growth = result.get("growth") or []

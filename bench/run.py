@@ -33,6 +33,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fixed-rps", type=float, default=200.0, help="offered rate of the latency run")
     p.add_argument("--fixed-duration", type=float, default=10.0)
     p.add_argument("--hook-backlog", type=int, default=3000)
+    p.add_argument("--hook-batch", type=int, default=100, help="stealth worker --batch")
     p.add_argument("--hook-rate", type=float, default=500.0, help="state changes/s in the latency run")
     p.add_argument("--hook-duration", type=float, default=6.0)
     p.add_argument("--sizes", default="10000,1000000", help="referral counts of the growth part")
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 targets,
                 workers=workers,
                 backlog=args.hook_backlog,
+                batch=args.hook_batch,
                 rate=args.hook_rate,
                 duration=args.hook_duration,
                 logs=logs,

@@ -112,9 +112,9 @@ def _read(path: Path) -> list[dict[str, Any]]:
     )
 
 
-def _workers(target: Target, n: int, logs: Path, tag: str) -> list[Any]:
+def _workers(target: Target, n: int, logs: Path, tag: str, batch: int) -> list[Any]:
     env = {**target.server_env(), "STEALTH_BACKGROUND_JOBS": "0"}
-    cmd = [procs.PY, "-m", "server.cli", "worker", "--batch", "50", "--poll", "0.02"]
+    cmd = [procs.PY, "-m", "server.cli", "worker", "--batch", str(batch), "--poll", "0.02"]
     return [
         procs.process([*cmd, "--name", f"bench{i}"], env, None, logs / f"worker-{tag}-{i}.log")
         for i in range(n)
@@ -122,7 +122,14 @@ def _workers(target: Target, n: int, logs: Path, tag: str) -> list[Any]:
 
 
 def run_one(
-    target: Target, workers: int, *, backlog: int, rate: float, duration: float, logs: Path
+    target: Target,
+    workers: int,
+    *,
+    backlog: int,
+    rate: float,
+    duration: float,
+    logs: Path,
+    worker_batch: int = 100,
 ) -> dict[str, Any]:
     tag = f"{target.label}-{workers}"
     port = procs.free_port()
@@ -142,7 +149,7 @@ def run_one(
             producer.make_referrals(backlog + latency_changes)
             for done in range(0, backlog, 100):
                 producer.change(min(100, backlog - done))
-            contexts = _workers(target, workers, logs, tag)
+            contexts = _workers(target, workers, logs, tag, worker_batch)
             for c in contexts:
                 c.__enter__()
             try:
@@ -195,6 +202,7 @@ def run_one(
     return {
         "db": target.label,
         "workers": workers,
+        "worker_batch": worker_batch,
         "backlog": backlog,
         "backlog_deliveries": len(backlog_seen),
         "undelivered_after_backlog": backlog_left,
@@ -226,12 +234,21 @@ def _undelivered(state: AppState, partner_id: str) -> int:
 
 
 def run(
-    targets: list[Target], *, workers: list[int], backlog: int, rate: float, duration: float, logs: Path
+    targets: list[Target],
+    *,
+    workers: list[int],
+    backlog: int,
+    rate: float,
+    duration: float,
+    logs: Path,
+    batch: int = 100,
 ) -> list[dict[str, Any]]:
     rows = []
     for target in targets:
         for n in workers:
-            row = run_one(target, n, backlog=backlog, rate=rate, duration=duration, logs=logs)
+            row = run_one(
+                target, n, backlog=backlog, rate=rate, duration=duration, logs=logs, worker_batch=batch
+            )
             print(f"bench webhooks {row}", flush=True)
             rows.append(row)
     return rows

@@ -9,11 +9,29 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# PostgreSQL: a transaction that adds outbox work notifies this channel as it commits, so `stealth worker`
+# processes waiting on it wake at once instead of at their next poll (server.webhooks.worker).
+OUTBOX_CHANNEL = "stealth_outbox"
+_WAKE = "stealth_wake_outbox"
+
+
+def wake_outbox(session: Session) -> None:
+    """Say that this transaction adds webhook work: its commit notifies the workers (PostgreSQL)."""
+    session.info[_WAKE] = True
+
+
+def _notify_on_commit(session: Session) -> None:
+    if session.info.pop(_WAKE, False):
+        session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))  # sent by PostgreSQL only if the commit succeeds
+
+
+def _forget_on_rollback(session: Session) -> None:
+    session.info.pop(_WAKE, None)
 
 
 def normalize_url(url: str) -> str:
@@ -68,6 +86,13 @@ class Database:
         self.schema = schema
         self.engine = make_engine(self.url, schema=schema)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
+        if self.backend == "postgresql":
+            event.listen(self.sessions, "before_commit", _notify_on_commit)
+            event.listen(self.sessions, "after_rollback", _forget_on_rollback)
+
+    def psycopg_conninfo(self) -> str:
+        """The URL as plain psycopg takes it (PostgreSQL)."""
+        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
 
     @property
     def backend(self) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from server import clock, context
 from server.cursor import CursorCodec, filter_digest
+from server.db.engine import wake_outbox
 from server.db.models import Event, EventAttempt, Referral
 from server.errors import ApiError
 from server.state import AppState
@@ -224,6 +225,7 @@ class EventHandlers:
             if not never_attempted:
                 event.redelivery_requested_at = now
                 event.delivery_status = "pending"
+                wake_outbox(session)
             attempt_number = event.attempt_count + 1
         return (
             {

@@ -3,10 +3,11 @@
 The partner outbox (server.webhooks.dispatcher) delivers one event to one partner URL and keys its
 schedule to the partner's sandbox clock; pharmacy events fan out to every webhook of a clinic, so they
 have their own outbox rows (``pharmacy_deliveries``, one per event and webhook) and this small
-dispatcher. It reuses the partner code where it is shape-independent: the retry schedule
-(``RETRY_OFFSETS_SECONDS``/``next_retry_at``, D-029), the HTTP attempt (``post``: 2xx within 10 s, no
-redirects), the signature recipe and the URL safety check. Claims are the same compare-and-set lease
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL); after the sixth failed attempt a delivery is dead-lettered.
+dispatcher. What an attempt is comes from server.webhooks.outbox, shared with the partner dispatcher:
+concurrent sends of a claimed batch (2xx within 10 s, no redirects), and the bookkeeping of an attempt
+(``settle``: attempt number, the D-029 schedule, dead letter after the sixth failure). Claims are the
+same compare-and-set lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL); a batch is loaded in one
+transaction and its attempts are recorded in one.
 
 Headers of every attempt (PH-004, PH-005): ``X-API-Key`` (the clinic's key, as seed 001 says),
 ``X-Pharmacy-Signature: sha256=<hex HMAC-SHA256 of the raw body keyed with the clinic's whsec_ secret>``
@@ -19,21 +20,28 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 
 from server import clock, phi_log
 from server.crypto import SecretBox
 from server.db.engine import Database
 from server.db.models_pharmacy import Clinic, PharmacyDelivery, PharmacyDeliveryAttempt
 from server.webhooks import signing
-from server.webhooks.dispatcher import TIMEOUT_SECONDS, AttemptResult, next_retry_at, post
+from server.webhooks.outbox import (
+    ACTIVE_STATES,
+    TIMEOUT_SECONDS,
+    AttemptResult,
+    Progress,
+    Send,
+    Sender,
+    settle,
+)
 from server.webhooks.url_safety import UnsafeWebhookUrl, check_webhook_url
 
 log = logging.getLogger("stealth.pharmacy.webhooks")
 
-ACTIVE_STATES = ("pending", "pending_retry")
 USER_AGENT = "StealthHealth-Pharmacy-Webhooks/1.0"
 
 
@@ -73,10 +81,10 @@ class PharmacyDispatcher:
         self.environment = environment
         self.lease = timedelta(seconds=lease_seconds)
         self.name = f"pharmacy-{uuid.uuid4().hex[:8]}"
-        self.client = httpx.Client(timeout=timeout_seconds, follow_redirects=False)
+        self.sender = Sender(timeout_seconds, checked_resolver=environment == "production")
 
     def close(self) -> None:
-        self.client.close()
+        self.sender.close()
 
     def claim(self, now: datetime, limit: int = 20, clinic_id: str | None = None) -> list[tuple[int, str]]:
         real = clock.real_now()
@@ -118,12 +126,20 @@ class PharmacyDispatcher:
     ) -> list[PharmacyAttempt]:
         """Deliver what is due at ``now`` (real time by default; tests pass a later time for retries)."""
         at = clock.to_millis(now) if now is not None else clock.real_now()
-        made = []
-        for seq, token in self.claim(at, limit, clinic_id):
-            done = self.deliver(seq, token, at)
-            if done is not None:
-                made.append(done)
-        return made
+        claimed = self.claim(at, limit, clinic_id)
+        if not claimed:
+            return []
+        ready = self._load(dict(claimed))
+        to_send = [r for r in ready if r[2] is None]
+        sent = iter(
+            self.sender.send_all(
+                [r[1] for r in to_send],
+                heartbeat=lambda: self._renew([r[0] for r in to_send], claimed[0][1]),
+                every=self.lease.total_seconds() / 3,
+            )
+        )
+        results = [refused if refused is not None else next(sent) for _seq, _send, refused, _t, _n in ready]
+        return self._record(ready, results, at)
 
     def drain(
         self, now: datetime | None = None, clinic_id: str | None = None, rounds: int = 50
@@ -136,66 +152,135 @@ class PharmacyDispatcher:
             made.extend(batch)
         return made
 
-    def deliver(self, seq: int, token: str, at: datetime) -> PharmacyAttempt | None:
+    def _renew(self, seqs: list[int], token: str) -> None:
+        """Extend the leases of a batch still being sent (only the claims that are still ours)."""
         with self.db.session() as session:
-            delivery = session.get(PharmacyDelivery, seq)
-            if delivery is None or delivery.claimed_by != token:
-                return None
-            clinic = session.get(Clinic, delivery.clinic_id)
-            if clinic is None:
-                return None
-            url, body, event_id, name = (
-                delivery.url,
-                delivery.body.encode(),
-                delivery.event_id,
-                delivery.event_name,
+            session.execute(
+                update(PharmacyDelivery)
+                .where(PharmacyDelivery.seq.in_(seqs), PharmacyDelivery.claimed_by == token)
+                .values(claimed_until=clock.real_now() + self.lease)
+                .execution_options(synchronize_session=False)
             )
-            api_key = self.box.decrypt(clinic.api_key_encrypted)
-            secret = self.box.decrypt(clinic.signing_secret_encrypted)
-        phi_log.log_webhook_payload("pharmacy", name, event_id, body)  # DEBUG, x-phi redacted
-        try:
-            check_webhook_url(url, self.environment)
-            result = post(self.client, url, body, delivery_headers(api_key, secret, event_id, body))
-        except UnsafeWebhookUrl as exc:
-            result = AttemptResult("connection_error", None, None, f"refused: {exc}"[:500])
+
+    def _load(self, tokens: dict[int, str]) -> list[tuple[int, Send, AttemptResult | None, str, str]]:
+        """The claimed deliveries still ours: (seq, signed send, refusal, event id, event name)."""
+        keys: dict[str, tuple[str, str]] = {}
+        ready = []
         with self.db.session() as session:
-            delivery = session.get(PharmacyDelivery, seq, with_for_update=self.db.backend == "postgresql")
-            assert delivery is not None
-            number = delivery.attempt_count + 1
-            session.add(
-                PharmacyDeliveryAttempt(
-                    delivery_seq=seq,
-                    attempt_no=number,
-                    attempted_at=at,
-                    status_code=result.status_code,
-                    latency_ms=result.latency_ms,
-                    outcome=result.outcome,
-                    error=result.error,
+            rows = session.execute(
+                select(
+                    PharmacyDelivery.seq,
+                    PharmacyDelivery.claimed_by,
+                    PharmacyDelivery.url,
+                    PharmacyDelivery.body,
+                    PharmacyDelivery.event_id,
+                    PharmacyDelivery.event_name,
+                    Clinic.id,
+                    Clinic.api_key_encrypted,
+                    Clinic.signing_secret_encrypted,
                 )
+                .join(Clinic, Clinic.id == PharmacyDelivery.clinic_id)
+                .where(PharmacyDelivery.seq.in_(list(tokens)))
+                .order_by(PharmacyDelivery.seq)
+            ).all()
+        for row in rows:
+            if row.claimed_by != tokens[row.seq]:
+                continue
+            if row.id not in keys:
+                keys[row.id] = (
+                    self.box.decrypt(row.api_key_encrypted),
+                    self.box.decrypt(row.signing_secret_encrypted),
+                )
+            api_key, secret = keys[row.id]
+            body = row.body.encode()
+            phi_log.log_webhook_payload("pharmacy", row.event_name, row.event_id, body)  # DEBUG, redacted
+            refused = None
+            try:
+                check_webhook_url(row.url, self.environment)
+            except UnsafeWebhookUrl as exc:
+                refused = AttemptResult("connection_error", None, None, f"refused: {exc}"[:500])
+            # one endpoint's deliveries go one after the other, in the order the events happened
+            send = Send(row.url, body, delivery_headers(api_key, secret, row.event_id, body), row.url)
+            ready.append((row.seq, send, refused, row.event_id, row.event_name))
+        return ready
+
+    def _record(
+        self,
+        ready: list[tuple[int, Send, AttemptResult | None, str, str]],
+        results: list[AttemptResult],
+        at: datetime,
+    ) -> list[PharmacyAttempt]:
+        attempts: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        made: list[PharmacyAttempt] = []
+        with self.db.session() as session:
+            stmt = (
+                select(
+                    PharmacyDelivery.seq,
+                    PharmacyDelivery.delivery_status,
+                    PharmacyDelivery.attempt_count,
+                    PharmacyDelivery.first_attempt_at,
+                    PharmacyDelivery.next_attempt_at,
+                    PharmacyDelivery.delivered_at,
+                )
+                .where(PharmacyDelivery.seq.in_([r[0] for r in ready]))
+                .order_by(PharmacyDelivery.seq)
             )
-            delivery.attempt_count = number
-            delivery.last_attempt_at = at
-            if delivery.first_attempt_at is None:
-                delivery.first_attempt_at = at
-            if delivery.delivery_status == "cancelled":  # webhook deleted while in flight
-                pass
-            elif result.ok:
-                delivery.delivery_status = "delivered"
-                delivery.delivered_at = at
-                delivery.next_attempt_at = None
-            else:
-                nxt = next_retry_at(delivery.first_attempt_at, number)
-                delivery.next_attempt_at = nxt
-                delivery.delivery_status = "pending_retry" if nxt is not None else "dead_lettered"
-            delivery.claimed_by = None
-            delivery.claimed_until = None
-            status = delivery.delivery_status
-        log.info(
-            "pharmacy webhook %s %s attempt %d: %s %s",
-            name,
-            event_id,
-            number,
-            result.outcome,
-            result.status_code,
-        )
-        return PharmacyAttempt(seq, event_id, name, url, number, status, result)
+            if self.db.backend == "postgresql":
+                stmt = stmt.with_for_update()
+            now = {row.seq: row for row in session.execute(stmt)}
+            for (seq, send, _refused, event_id, name), result in zip(ready, results, strict=True):
+                row = now.get(seq)
+                if row is None:
+                    continue
+                before = Progress(
+                    row.delivery_status,
+                    row.attempt_count,
+                    row.attempt_count,  # every pharmacy attempt is an automatic one
+                    row.first_attempt_at,
+                    row.next_attempt_at,
+                    row.delivered_at,
+                )
+                after = settle(before, result.ok, at)
+                attempts.append(
+                    {
+                        "delivery_seq": seq,
+                        "attempt_no": after.attempt_count,
+                        "attempted_at": at,
+                        "status_code": result.status_code,
+                        "latency_ms": result.latency_ms,
+                        "outcome": result.outcome,
+                        "error": result.error,
+                    }
+                )
+                changes.append(
+                    {
+                        "b_seq": seq,
+                        "delivery_status": after.status,
+                        "attempt_count": after.attempt_count,
+                        "first_attempt_at": after.first_attempt_at,
+                        "next_attempt_at": after.next_attempt_at,
+                        "delivered_at": after.delivered_at,
+                        "last_attempt_at": at,
+                        "claimed_by": None,
+                        "claimed_until": None,
+                    }
+                )
+                assert send.url is not None
+                made.append(
+                    PharmacyAttempt(seq, event_id, name, send.url, after.attempt_count, after.status, result)
+                )
+            if attempts:
+                table = PharmacyDelivery.__table__
+                session.execute(insert(PharmacyDeliveryAttempt), attempts)
+                session.execute(update(table).where(table.c.seq == bindparam("b_seq")), changes)
+        for a in made:
+            log.info(
+                "pharmacy webhook %s %s attempt %d: %s %s",
+                a.event_name,
+                a.event_id,
+                a.attempt_number,
+                a.result.outcome,
+                a.result.status_code,
+            )
+        return made

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from server import ids
 from server.clock import iso
+from server.db.engine import wake_outbox
 from server.db.models import Event, Referral
 from stealth_spec.events import event_model
 
@@ -91,4 +92,5 @@ def add_event(
         next_attempt_at=at,
     )
     session.add(event)
+    wake_outbox(session)
     return event

@@ -4,9 +4,15 @@ Claims: a due event is claimed by a compare-and-set UPDATE that stamps ``claimed
 to one claim) and ``claimed_until`` (a lease, real time). On PostgreSQL the candidates are selected
 ``FOR UPDATE SKIP LOCKED`` so workers skip each other's rows instead of waiting; on SQLite one
 in-process dispatcher runs (the compare-and-set still keeps the API's clock stepping and the
-background thread apart). Before each send the claim is renewed with the same compare-and-set, so a
-worker whose lease expired (killed, or stalled) never sends: another worker has the event by then.
-A killed worker loses nothing: its claims simply expire.
+background thread apart). A claimed batch is loaded only while its lease holds, so a worker whose
+lease expired (killed, or stalled) never sends: another worker has the event by then. A killed worker
+loses nothing: its claims simply expire.
+
+Batches: one transaction claims up to ``limit`` due events, one loads them with their partners' URLs
+and secrets (each secret decrypted once per batch), the attempts go out concurrently
+(:class:`server.webhooks.outbox.Sender`), and one transaction records every attempt and its event's new
+state (:func:`server.webhooks.outbox.settle`). Each event is still its own delivery: its own signature,
+attempt number, schedule and outcome.
 
 Schedule (D-029): attempt 1 when the event is created, attempts 2-6 at 30 s, 5 min, 30 min, 2 h and
 12 h after the first attempt, on the partner's sandbox clock; dead letter after the 6th failure.
@@ -16,14 +22,13 @@ A requested redelivery is one extra attempt that does not count towards the six 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from server import clock, faults, ids, phi_log
@@ -31,26 +36,32 @@ from server.crypto import SecretBox
 from server.db.engine import Database
 from server.db.models import Event, EventAttempt, Partner
 from server.webhooks import signing
+from server.webhooks.outbox import (
+    ACTIVE_STATES,
+    MAX_AUTOMATIC_ATTEMPTS,
+    RETRY_OFFSETS_SECONDS,
+    TIMEOUT_SECONDS,
+    AttemptResult,
+    Progress,
+    Send,
+    Sender,
+    next_retry_at,
+    settle,
+)
 from server.webhooks.url_safety import UnsafeWebhookUrl, check_webhook_url
 
 log = logging.getLogger("stealth.webhooks")
 
-RETRY_OFFSETS_SECONDS: tuple[int, ...] = (30, 300, 1800, 7200, 43200)
-MAX_AUTOMATIC_ATTEMPTS = 1 + len(RETRY_OFFSETS_SECONDS)
-TIMEOUT_SECONDS = 10.0
-ACTIVE_STATES = ("pending", "pending_retry")
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    outcome: str  # succeeded | http_error | timeout | connection_error | no_endpoint
-    status_code: int | None
-    latency_ms: int | None
-    error: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "succeeded"
+__all__ = [
+    "ACTIVE_STATES",
+    "MAX_AUTOMATIC_ATTEMPTS",
+    "RETRY_OFFSETS_SECONDS",
+    "TIMEOUT_SECONDS",
+    "AttemptResult",
+    "Delivered",
+    "Dispatcher",
+    "next_retry_at",
+]
 
 
 @dataclass(frozen=True)
@@ -65,29 +76,30 @@ class Delivered:
     result: AttemptResult
 
 
-def next_retry_at(first_attempt_at: datetime, automatic_attempts_made: int) -> datetime | None:
-    """When automatic attempt ``automatic_attempts_made + 1`` is due (None after the sixth)."""
-    if automatic_attempts_made >= MAX_AUTOMATIC_ATTEMPTS:
-        return None
-    if automatic_attempts_made == 1 and faults.active("retry_too_early"):
-        return first_attempt_at + timedelta(seconds=10)
-    return first_attempt_at + timedelta(seconds=RETRY_OFFSETS_SECONDS[automatic_attempts_made - 1])
+# The object an event is about, most specific first: its events are first sent in order (README).
+ORDER_KEYS = ("referral_id", "appointment_id", "prescription_id", "patient_id")
 
 
-def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
-    started = time.perf_counter()
-    try:
-        response = client.post(url, content=body, headers=headers)
-    except httpx.TimeoutException:
-        ms = int((time.perf_counter() - started) * 1000)
-        return AttemptResult("timeout", None, ms, f"no answer within {TIMEOUT_SECONDS:g} seconds")
-    except httpx.HTTPError as exc:
-        ms = int((time.perf_counter() - started) * 1000)
-        return AttemptResult("connection_error", None, ms, f"{type(exc).__name__}: {exc}"[:500])
-    ms = int((time.perf_counter() - started) * 1000)
-    if 200 <= response.status_code < 300:
-        return AttemptResult("succeeded", response.status_code, ms, None)
-    return AttemptResult("http_error", response.status_code, ms, f"endpoint answered {response.status_code}")
+def order_key(payload: dict[str, Any]) -> str | None:
+    for key in ORDER_KEYS:
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A claimed event that is due, with everything its attempt needs."""
+
+    seq: int
+    token: str
+    event_id: str
+    event_type: str
+    at: datetime
+    redelivery: bool
+    send: Send
+    refused: AttemptResult | None  # the URL may not be used here: recorded without a send
 
 
 class Dispatcher:
@@ -106,10 +118,10 @@ class Dispatcher:
         self.environment = environment
         self.lease = timedelta(seconds=lease_seconds)
         self.name = name or f"dispatcher-{uuid.uuid4().hex[:8]}"
-        self.client = httpx.Client(timeout=timeout_seconds, follow_redirects=False)
+        self.sender = Sender(timeout_seconds, checked_resolver=environment == "production")
 
     def close(self) -> None:
-        self.client.close()
+        self.sender.close()
 
     # ------------------------------------------------------------------ claiming
 
@@ -127,53 +139,50 @@ class Dispatcher:
     def _unclaimed(real: datetime) -> Any:
         return or_(Event.claimed_until.is_(None), Event.claimed_until < real)
 
-    def _partners_with_work(self, session: Session) -> list[tuple[str, float]]:
-        active = (
-            select(Event.partner_id)
-            .where(or_(Event.delivery_status.in_(ACTIVE_STATES), Event.redelivery_requested_at.is_not(None)))
-            .distinct()
+    def _partners_with_work(self, session: Session, partner_id: str | None) -> list[tuple[str, float]]:
+        active = select(Event.partner_id).where(
+            or_(Event.delivery_status.in_(ACTIVE_STATES), Event.redelivery_requested_at.is_not(None))
         )
+        if partner_id is not None:
+            active = active.where(Event.partner_id == partner_id)
         rows = session.execute(
-            select(Partner.id, Partner.clock_offset_seconds).where(Partner.id.in_(active))
+            select(Partner.id, Partner.clock_offset_seconds).where(Partner.id.in_(active.distinct()))
         ).all()
         return [(pid, float(offset or 0.0)) for pid, offset in rows]
 
     def claim(self, limit: int = 20, partner_id: str | None = None) -> list[tuple[int, str]]:
         """Claim up to ``limit`` due deliveries: [(event seq, claim token)], oldest first."""
-        claimed: list[tuple[int, str]] = []
         with self.db.session() as session:
-            partners = self._partners_with_work(session)
-        for pid, offset in partners:
-            if partner_id is not None and pid != partner_id:
-                continue
+            return self._claim_in(session, limit, partner_id)
+
+    def _claim_in(self, session: Session, limit: int, partner_id: str | None) -> list[tuple[int, str]]:
+        claimed: list[tuple[int, str]] = []
+        for pid, offset in self._partners_with_work(session, partner_id):
             if len(claimed) >= limit:
                 break
             real = clock.real_now()
             partner_now = real + timedelta(seconds=offset)
             token = self._token()
-            with self.db.session() as session:
-                stmt = (
-                    select(Event.seq)
-                    .where(Event.partner_id == pid, self._due_clause(partner_now), self._unclaimed(real))
-                    .order_by(Event.seq)
-                    .limit(limit - len(claimed))
-                )
-                if self.db.backend == "postgresql":
-                    stmt = stmt.with_for_update(skip_locked=True)
-                seqs = list(session.scalars(stmt))
-                if not seqs:
-                    continue
-                session.execute(
-                    update(Event)
-                    .where(Event.seq.in_(seqs), self._unclaimed(real))
-                    .values(claimed_by=token, claimed_until=real + self.lease)
-                    .execution_options(synchronize_session=False)
-                )
-                mine = session.scalars(
-                    select(Event.seq)
-                    .where(Event.seq.in_(seqs), Event.claimed_by == token)
-                    .order_by(Event.seq)
-                ).all()
+            stmt = (
+                select(Event.seq)
+                .where(Event.partner_id == pid, self._due_clause(partner_now), self._unclaimed(real))
+                .order_by(Event.seq)
+                .limit(limit - len(claimed))
+            )
+            if self.db.backend == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            seqs = list(session.scalars(stmt))
+            if not seqs:
+                continue
+            session.execute(
+                update(Event)
+                .where(Event.seq.in_(seqs), self._unclaimed(real))
+                .values(claimed_by=token, claimed_until=real + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+            mine = session.scalars(
+                select(Event.seq).where(Event.seq.in_(seqs), Event.claimed_by == token).order_by(Event.seq)
+            ).all()
             claimed.extend((seq, token) for seq in mine)
         return claimed
 
@@ -202,132 +211,217 @@ class Dispatcher:
     # ------------------------------------------------------------------ delivering
 
     def run_once(self, limit: int = 20, partner_id: str | None = None) -> list[Delivered]:
-        """Claim and deliver what is due now; returns the attempts made."""
-        made: list[Delivered] = []
-        for seq, token in self.claim(limit, partner_id):
-            done = self.deliver(seq, token)
-            if done is not None:
-                made.append(done)
-        return made
+        """Claim and deliver what is due now (claimed and loaded in one transaction); the attempts made."""
+        with self.db.session() as session:
+            claimed = self._claim_in(session, limit, partner_id)
+            ready = self._load_in(session, dict(claimed), None) if claimed else []
+        return self._send_and_record(ready)
 
     def deliver(self, seq: int, token: str, at: datetime | None = None) -> Delivered | None:
         """Make one attempt of a claimed event; ``at`` is the sandbox time to record (clock stepping)."""
-        real = clock.real_now()
+        made = self.deliver_batch([(seq, token)], at=at)
+        return made[0] if made else None
+
+    def deliver_batch(
+        self, claimed: Sequence[tuple[int, str]], at: datetime | None = None
+    ) -> list[Delivered]:
+        """One attempt of each claimed event that is still ours and due; the attempts made, in seq order."""
         with self.db.session() as session:
-            renewed = session.execute(
-                update(Event)
-                .where(Event.seq == seq, Event.claimed_by == token)
-                .values(claimed_until=real + self.lease)
-                .execution_options(synchronize_session=False)
+            ready = self._load_in(session, dict(claimed), at)
+        return self._send_and_record(ready)
+
+    def _send_and_record(self, ready: list[_Ready]) -> list[Delivered]:
+        if not ready:
+            return []
+        to_send = [r for r in ready if r.refused is None]
+        sent = iter(
+            self.sender.send_all(
+                [r.send for r in to_send],
+                heartbeat=lambda: self._renew(to_send),
+                every=self.lease.total_seconds() / 3,
             )
-            if renewed.rowcount != 1:  # type: ignore[attr-defined]
-                return None  # our lease ran out and someone else has it now
-            event = session.get(Event, seq)
-            partner = session.get(Partner, event.partner_id) if event else None
-            if event is None or partner is None:
-                return None
-            partner_now = clock.partner_now(partner.clock_offset_seconds or 0.0)
-            redelivery = event.redelivery_requested_at is not None
-            due = event.delivery_status in ACTIVE_STATES and (
-                event.next_attempt_at is not None and event.next_attempt_at <= (at or partner_now)
+        )
+        results = [r.refused if r.refused is not None else next(sent) for r in ready]
+        return self._record(ready, results)
+
+    def _renew(self, claimed: Sequence[_Ready]) -> None:
+        """Extend the leases of a batch still being sent (only the claims that are still ours)."""
+        table = Event.__table__
+        until = clock.real_now() + self.lease
+        with self.db.session() as session:
+            session.execute(
+                update(table)
+                .where(table.c.seq == bindparam("b_seq"), table.c.claimed_by == bindparam("b_token"))
+                .values(claimed_until=until),
+                [{"b_seq": r.seq, "b_token": r.token} for r in claimed],
+            )
+
+    def _load_in(self, session: Session, tokens: dict[int, str], at: datetime | None) -> list[_Ready]:
+        """Read the claimed events (while the lease holds) and their partners; release the ones not due."""
+        real = clock.real_now()
+        ready: list[_Ready] = []
+        release: list[dict[str, Any]] = []
+        bodies: list[dict[str, Any]] = []
+        secrets: dict[str, str] = {}
+        rows = session.execute(
+            select(
+                Event.seq,
+                Event.id,
+                Event.event_type,
+                Event.payload,
+                Event.body,
+                Event.delivery_status,
+                Event.next_attempt_at,
+                Event.redelivery_requested_at,
+                Event.attempt_count,
+                Event.claimed_by,
+                Partner.webhook_url,
+                Partner.webhook_secret_encrypted,
+                Partner.clock_offset_seconds,
+            )
+            .join(Partner, Partner.id == Event.partner_id)
+            .where(Event.seq.in_(list(tokens)), Event.claimed_until > real)
+            .order_by(Event.seq)
+        ).all()
+        for row in rows:
+            token = tokens[row.seq]
+            if row.claimed_by != token:
+                continue  # our lease ran out and someone else has it now
+            when = at or clock.partner_now(row.clock_offset_seconds or 0.0)
+            redelivery = row.redelivery_requested_at is not None
+            due = row.delivery_status in ACTIVE_STATES and (
+                row.next_attempt_at is not None and row.next_attempt_at <= when
             )
             if not redelivery and not due:
-                session.execute(
-                    update(Event)
-                    .where(Event.seq == seq, Event.claimed_by == token)
-                    .values(claimed_by=None, claimed_until=None)
-                    .execution_options(synchronize_session=False)
-                )
-                return None
-            if event.body is None:
-                event.body = signing.serialize(event.payload).decode("utf-8")
-            body = event.body.encode("utf-8")
-            url = partner.webhook_url
-            secret = self.box.decrypt(partner.webhook_secret_encrypted)
-            event_id, event_type = event.id, event.event_type
-            if event.attempt_count and faults.active("event_id_per_attempt"):
+                release.append({"b_seq": row.seq, "b_token": token})
+                continue
+            body = row.body.encode("utf-8") if row.body is not None else signing.serialize(row.payload)
+            if row.body is None:
+                bodies.append({"b_seq": row.seq, "body": body.decode("utf-8")})
+            event_id = row.id
+            if row.attempt_count and faults.active("event_id_per_attempt"):
                 event_id = ids.event_id()
-                body = signing.serialize({**event.payload, "event_id": event_id})
-        attempted_at = at or partner_now
-        phi_log.log_webhook_payload("partner", event_type, event_id, body)  # DEBUG, x-phi redacted
-        result = self._send(url, secret, event_id, body)
-        return self._record(seq, token, attempted_at, url, redelivery, result, event_id, event_type)
+                body = signing.serialize({**row.payload, "event_id": event_id})
+            encrypted = row.webhook_secret_encrypted
+            if encrypted not in secrets:
+                secrets[encrypted] = self.box.decrypt(encrypted)
+            phi_log.log_webhook_payload("partner", row.event_type, event_id, body)  # DEBUG, redacted
+            send, refused = self._prepare(
+                row.webhook_url, secrets[encrypted], event_id, body, order_key(row.payload)
+            )
+            ready.append(_Ready(row.seq, token, event_id, row.event_type, when, redelivery, send, refused))
+        table = Event.__table__
+        if release:
+            session.execute(
+                update(table)
+                .where(table.c.seq == bindparam("b_seq"), table.c.claimed_by == bindparam("b_token"))
+                .values(claimed_by=None, claimed_until=None),
+                release,
+            )
+        if bodies:
+            session.execute(update(table).where(table.c.seq == bindparam("b_seq")), bodies)
+        return ready
 
-    def _send(self, url: str | None, secret: str, event_id: str, body: bytes) -> AttemptResult:
-        if not url:
-            return AttemptResult("no_endpoint", None, None, "no webhook URL is configured")
-        try:
-            check_webhook_url(url, self.environment)
-        except UnsafeWebhookUrl as exc:
-            return AttemptResult("connection_error", None, None, f"refused: {exc}"[:500])
+    def _prepare(
+        self, url: str | None, secret: str, event_id: str, body: bytes, key: str | None
+    ) -> tuple[Send, AttemptResult | None]:
+        if url:
+            try:
+                check_webhook_url(url, self.environment)
+            except UnsafeWebhookUrl as exc:
+                return Send(url, body, {}, key), AttemptResult(
+                    "connection_error", None, None, f"refused: {exc}"[:500]
+                )
         if faults.active("bad_signature"):
             secret = "whsec_" + "wrong" * 8
-        return post(self.client, url, body, signing.sign_headers(secret, event_id, body))
+        return Send(url, body, signing.sign_headers(secret, event_id, body), key), None
 
-    def _record(
-        self,
-        seq: int,
-        token: str,
-        at: datetime,
-        url: str | None,
-        redelivery: bool,
-        result: AttemptResult,
-        event_id: str,
-        event_type: str,
-    ) -> Delivered:
+    def _record(self, ready: list[_Ready], results: list[AttemptResult]) -> list[Delivered]:
+        """Every attempt of the batch and its event's new state, in one transaction."""
+        attempts: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        made: list[Delivered] = []
         with self.db.session() as session:
-            event = session.get(Event, seq, with_for_update=self.db.backend == "postgresql")
-            assert event is not None
-            number = event.attempt_count + 1
-            session.add(
-                EventAttempt(
-                    event_seq=seq,
-                    attempt_no=number,
-                    attempted_at=at,
-                    status_code=result.status_code,
-                    latency_ms=result.latency_ms,
-                    error=result.error,
-                    url=url,
-                    outcome=result.outcome,
-                    redelivery=redelivery,
+            stmt = (
+                select(
+                    Event.seq,
+                    Event.delivery_status,
+                    Event.attempt_count,
+                    Event.auto_attempt_count,
+                    Event.first_attempt_at,
+                    Event.next_attempt_at,
+                    Event.delivered_at,
+                    Event.has_failed,
+                    Event.redelivery_requested_at,
+                    Event.claimed_by,
+                    Event.claimed_until,
                 )
+                .where(Event.seq.in_([r.seq for r in ready]))
+                .order_by(Event.seq)
             )
-            event.attempt_count = number
-            event.last_attempt_at = at
-            if not redelivery:
-                event.auto_attempt_count = (event.auto_attempt_count or 0) + 1
-                if event.first_attempt_at is None:
-                    event.first_attempt_at = at
-            else:
-                event.redelivery_requested_at = None
-            if result.ok:
-                event.delivery_status = "delivered"
-                event.delivered_at = event.delivered_at or at
-                event.next_attempt_at = None
-            else:
-                event.has_failed = True
-                if redelivery:
-                    scheduled = event.next_attempt_at is not None and 0 < event.auto_attempt_count < (
-                        MAX_AUTOMATIC_ATTEMPTS
+            if self.db.backend == "postgresql":
+                stmt = stmt.with_for_update()
+            now = {row.seq: row for row in session.execute(stmt)}
+            for item, result in zip(ready, results, strict=True):
+                row = now.get(item.seq)
+                if row is None:  # the partner (and its events) deleted meanwhile
+                    continue
+                before = Progress(
+                    row.delivery_status,
+                    row.attempt_count,
+                    row.auto_attempt_count or 0,
+                    row.first_attempt_at,
+                    row.next_attempt_at,
+                    row.delivered_at,
+                )
+                after = settle(before, result.ok, item.at, redelivery=item.redelivery)
+                ours = row.claimed_by == item.token
+                attempts.append(
+                    {
+                        "event_seq": item.seq,
+                        "attempt_no": after.attempt_count,
+                        "attempted_at": item.at,
+                        "status_code": result.status_code,
+                        "latency_ms": result.latency_ms,
+                        "error": result.error,
+                        "url": item.send.url,
+                        "outcome": result.outcome,
+                        "redelivery": item.redelivery,
+                    }
+                )
+                changes.append(
+                    {
+                        "b_seq": item.seq,
+                        "delivery_status": after.status,
+                        "attempt_count": after.attempt_count,
+                        "auto_attempt_count": after.auto_attempt_count,
+                        "first_attempt_at": after.first_attempt_at,
+                        "next_attempt_at": after.next_attempt_at,
+                        "delivered_at": after.delivered_at,
+                        "last_attempt_at": after.last_attempt_at,
+                        "has_failed": bool(row.has_failed) or not result.ok,
+                        "redelivery_requested_at": None if item.redelivery else row.redelivery_requested_at,
+                        "claimed_by": None if ours else row.claimed_by,
+                        "claimed_until": None if ours else row.claimed_until,
+                    }
+                )
+                made.append(
+                    Delivered(
+                        item.event_id, item.event_type, after.attempt_count, item.at, item.redelivery, result
                     )
-                    event.delivery_status = "pending_retry" if scheduled else "dead_lettered"
-                    if not scheduled:
-                        event.next_attempt_at = None
-                else:
-                    assert event.first_attempt_at is not None
-                    nxt = next_retry_at(event.first_attempt_at, event.auto_attempt_count)
-                    event.next_attempt_at = nxt
-                    event.delivery_status = "pending_retry" if nxt is not None else "dead_lettered"
-            if event.claimed_by == token:
-                event.claimed_by = None
-                event.claimed_until = None
-        log.info(
-            "webhook %s %s attempt %d: %s %s %sms",
-            event_type,
-            event_id,
-            number,
-            result.outcome,
-            result.status_code,
-            result.latency_ms,
-        )
-        return Delivered(event_id, event_type, number, at, redelivery, result)
+                )
+            if attempts:
+                table = Event.__table__
+                session.execute(insert(EventAttempt), attempts)
+                session.execute(update(table).where(table.c.seq == bindparam("b_seq")), changes)
+        for d in made:
+            log.info(
+                "webhook %s %s attempt %d: %s %s %sms",
+                d.event_type,
+                d.event_id,
+                d.attempt_number,
+                d.result.outcome,
+                d.result.status_code,
+                d.result.latency_ms,
+            )
+        return made

@@ -52,6 +52,12 @@ class Receiver:
             return list(self.received)
 
 
+class _Server(ThreadingHTTPServer):
+    # A listen backlog as a real web server has (the stdlib's is 5): the dispatcher sends a batch
+    # concurrently, up to 16 connections to one endpoint at once.
+    request_queue_size = 128
+
+
 def start_receiver() -> Receiver:
     holder: dict[str, Receiver] = {}
 
@@ -75,7 +81,7 @@ def start_receiver() -> Receiver:
             except OSError:  # the dispatcher gave up waiting (timeout test)
                 return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     receiver = Receiver(server)
     holder["r"] = receiver

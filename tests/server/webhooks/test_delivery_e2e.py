@@ -65,8 +65,15 @@ def test_every_referral_event_type_arrives_signed_and_valid(
     drain(sandbox, creds.partner_id)
     got = receiver.wait_for(len(emitted))
     assert len(got) == len(emitted)
-    # in order of occurrence, each once
-    assert [json.loads(r.body)["event_id"] for r in got] == emitted
+    # each once, and each referral's events in order of occurrence (referrals are sent concurrently)
+    arrived = [json.loads(r.body) for r in got]
+    assert sorted(p["event_id"] for p in arrived) == sorted(emitted)
+    position = {event_id: i for i, event_id in enumerate(emitted)}
+    by_referral: dict[str, list[int]] = {}
+    for payload in arrived:
+        by_referral.setdefault(payload["referral_id"], []).append(position[payload["event_id"]])
+    assert len(by_referral) == len(REFERRAL_EVENTS)
+    assert all(order == sorted(order) for order in by_referral.values())
     seen_types = set()
     for rec in got:
         assert verify_signature(rec.body, rec.headers["x-stealth-signature"], creds.webhook_secret)

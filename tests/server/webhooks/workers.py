@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from server import clock, ids
 from server.crypto import SecretBox
-from server.db.engine import Database
+from server.db.engine import Database, wake_outbox
 from server.db.models import Event
 from server.services.partners import create_partner
 from tests.server.webhooks.conftest import Receiver
@@ -47,11 +47,12 @@ def seed(db: Database, key: str, url: str, n: int) -> str:
                     next_attempt_at=now,
                 )
             )
+        wake_outbox(session)  # as server.services.events.add_event does
     return creds.partner_id
 
 
 def start_worker(
-    schema: str, key: str, tmp: Path, name: str, lease: float = 3.0, batch: int = 10
+    schema: str, key: str, tmp: Path, name: str, lease: float = 3.0, batch: int = 10, poll: float = 0.05
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -69,7 +70,7 @@ def start_worker(
             "--batch",
             str(batch),
             "--poll",
-            "0.05",
+            str(poll),
             "--lease",
             str(lease),
             "--name",

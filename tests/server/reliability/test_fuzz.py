@@ -113,7 +113,7 @@ def _schemathesis(
     ("examples", "phases", "minimum"),
     [
         pytest.param(1, "examples", 10, id="quick"),
-        pytest.param(700, "examples,coverage,fuzzing,stateful", 20_000, marks=pytest.mark.soak, id="soak"),
+        pytest.param(1000, "examples,coverage,fuzzing,stateful", 20_000, marks=pytest.mark.soak, id="soak"),
     ],
 )
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -38,6 +38,7 @@ def _payload(**changes):
 class _Session:
     def __init__(self) -> None:
         self.added: list[object] = []
+        self.info: dict[str, object] = {}  # where add_event marks the transaction to wake the workers
 
     def add(self, obj: object) -> None:
         self.added.append(obj)
@@ -60,5 +61,7 @@ def test_a_payload_off_the_contract_is_refused_before_it_is_stored(changes):
             session, partner_id="ptr_a", event_type="referral.approved", payload=_payload(**changes), at=at
         )
     assert session.added == []
+    assert session.info == {}  # nothing stored: no wake-up either
     add_event(session, partner_id="ptr_a", event_type="referral.approved", payload=_payload(), at=at)
     assert len(session.added) == 1
+    assert session.info  # the commit will notify idle workers (PostgreSQL)

@@ -158,23 +158,24 @@ def test_failures_are_attempt_results_not_exceptions(receiver: Receiver) -> None
 
 
 def test_a_batch_slower_than_its_lease_keeps_its_claims(sandbox: Any, receiver: Receiver) -> None:
-    """Seven events of one referral go one after the other (0.4 s each): 2.8 s, with a 1 s lease. The
+    """Seven events of one referral go one after the other (0.8 s each): 5.6 s, with a 3 s lease. The
     heartbeat renews the claims, so a second dispatcher polling all along never sends them again."""
 
     def slow(_rec: Received) -> int:
-        time.sleep(0.4)
+        time.sleep(0.8)
         return 200
 
     receiver.responder = slow
     creds = sandbox.partner(webhook_url=receiver.url)
     emitted = [e["event_id"] for e in trigger(sandbox, creds, "referral.shipped")["events"]]
     state = sandbox.state
-    first = Dispatcher(state.db, state.box, "sandbox", lease_seconds=1.0)
-    rival = Dispatcher(state.db, state.box, "sandbox", lease_seconds=1.0)
+    first = Dispatcher(state.db, state.box, "sandbox", lease_seconds=3.0)
+    rival = Dispatcher(state.db, state.box, "sandbox", lease_seconds=3.0)
     made: list[Any] = []
     worker = threading.Thread(target=lambda: made.extend(first.run_once(partner_id=creds.partner_id)))
     try:
         worker.start()
+        receiver.wait_for(1)  # the first dispatcher holds the batch now
         stolen = []
         while worker.is_alive():
             stolen += rival.run_once(partner_id=creds.partner_id)

@@ -75,7 +75,7 @@ def test_worker_killed_mid_batch_loses_nothing(
     n = 200
 
     def slow(_rec: Any) -> int:
-        time.sleep(0.01)
+        time.sleep(0.2)  # a batch's concurrent sends stay in flight long enough to be killed in
         return 200
 
     receiver.responder = slow

@@ -122,7 +122,7 @@ def run_worker(
 
 def register(subparsers: Any) -> None:
     worker = subparsers.add_parser("worker", help="deliver webhooks from the outbox (separate process)")
-    worker.add_argument("--batch", type=int, default=50, help="deliveries claimed at once (default 50)")
+    worker.add_argument("--batch", type=int, default=100, help="deliveries claimed at once (default 100)")
     worker.add_argument("--poll", type=float, default=0.5, help="seconds between polls when idle")
     worker.add_argument(
         "--lease",

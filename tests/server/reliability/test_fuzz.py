@@ -105,8 +105,27 @@ def _schemathesis(
     (out / "output.txt").write_text(proc.stdout + proc.stderr)
     report = json.loads((out / "schemathesis.json").read_text())
     report["_exit"] = proc.returncode
-    report["_tail"] = (proc.stdout + proc.stderr)[-3000:]
+    report["_output"] = proc.stdout + proc.stderr
+    report["_tail"] = report["_output"][-3000:]
     return report
+
+
+# A crash inside schemathesis itself that involves no request: its coverage phase builds hypothesis
+# strategies whose repr parses a lambda's source, and CPython 3.11.7's ast.parse can raise this
+# (python/cpython gh-106905, fixed in 3.11.9). Seen once in the prescriber subset's coverage phase.
+TOOL_BUGS = ("SystemError: AST constructor recursion depth mismatch",)
+
+
+def unexplained_errors(report: dict[str, Any]) -> int:
+    """Errors schemathesis reported that are not a known crash of the tool itself (those fail the test)."""
+    total = sum(int(e.get("count", 1)) for e in report.get("errors") or [])
+    known = sum(str(report.get("_output", "")).count(bug) for bug in TOOL_BUGS)
+    return max(0, total - known)
+
+
+def tool_errors(report: dict[str, Any]) -> int:
+    total = sum(int(e.get("count", 1)) for e in report.get("errors") or [])
+    return total - unexplained_errors(report)
 
 
 @pytest.mark.parametrize(
@@ -124,6 +143,7 @@ def test_schemathesis_finds_no_5xx_and_no_spec_violation(
     generated = 0
     failures: list[Any] = []
     ops = 0
+    crashes = 0
     for tier in ("clinical", "prescriber"):
         creds = store.partner(tier, webhook_url="http://127.0.0.1:9/hook")
         spec = tmp_path / f"{tier}.json"
@@ -135,7 +155,8 @@ def test_schemathesis_finds_no_5xx_and_no_spec_violation(
         report = _schemathesis(server.base_url, spec, headers(creds), out, examples, phases)
         generated += int((report.get("test_cases") or {}).get("generated", 0))
         failures += report.get("failures") or []
-        assert not report.get("errors"), report["_tail"]
+        assert unexplained_errors(report) == 0, report["_tail"]
+        crashes += tool_errors(report)
     log = server.log_text()
     server_errors = log.count('"status":5')
     record(
@@ -146,7 +167,21 @@ def test_schemathesis_finds_no_5xx_and_no_spec_violation(
         cases_generated=generated,
         failures=len(failures),
         responses_5xx=server_errors,
+        schemathesis_internal_crashes=crashes,
     )
     assert not failures, json.dumps(failures, indent=1)[:4000]
     assert server_errors == 0
     assert generated >= minimum
+
+
+def test_only_the_known_tool_crash_is_excused() -> None:
+    """The soak's one schemathesis crash (its coverage phase, no request involved) is excused; any other
+    error, or more errors than known crashes, fails the run."""
+    output = (Path(__file__).parent / "data" / "schemathesis_internal_error.txt").read_text()
+    crash = {"errors": [{"title": "Runtime Error", "count": 1}], "_output": output}
+    assert (unexplained_errors(crash), tool_errors(crash)) == (0, 1)
+    twice = {"errors": [{"title": "Runtime Error", "count": 2}], "_output": output}
+    assert unexplained_errors(twice) == 1
+    network = {"errors": [{"title": "Network Error", "count": 1}], "_output": "Connection refused"}
+    assert unexplained_errors(network) == 1
+    assert unexplained_errors({"errors": [], "_output": output}) == 0

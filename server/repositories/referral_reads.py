@@ -130,6 +130,9 @@ _DUE = (
     .order_by(_r.expires_at)
     .limit(200)
 )  # ix_referrals_partner_status_expires: an index range, empty when nothing is due
+_BY_REFERENCE = select(_r.id).where(
+    _r.partner_id == bindparam("partner_id"), _r.partner_reference == bindparam("partner_reference")
+)
 _AFTER = after_position(
     _r.created_at,
     _r.id,
@@ -174,6 +177,12 @@ def _views(conn: Connection, rows: Sequence[Any]) -> list[ReferralView]:
             )
         )
     return views
+
+
+def reference_taken(conn: Connection, partner_id: str, partner_reference: str) -> bool:
+    """Whether the partner already has a referral with this partner_reference (the idempotency key)."""
+    params = {"partner_id": partner_id, "partner_reference": partner_reference}
+    return conn.execute(_BY_REFERENCE, params).first() is not None
 
 
 def due_for_expiry(conn: Connection, partner_id: str, now: datetime) -> list[str]:

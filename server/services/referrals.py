@@ -117,18 +117,22 @@ class ReferralService:
         self._check_scenario_known(body)
         digest = fingerprint(body)
         reference = body["partner_reference"]
-        with self.state.db.session() as session:
-            existing = referrals_repo.by_reference(session, partner.id, reference)
+        # Both checks in one Core round of prebuilt statements; the ORM loads the referral only to replay it.
+        with self.state.db.connect() as conn:
+            taken = referral_reads.reference_taken(conn, partner.id, reference)
+            currency = partners_repo.product_currency(conn, partner.id, body["product_category"])
+        if taken:
+            with self.state.db.session() as session:
+                existing = referrals_repo.by_reference(session, partner.id, reference)
             if existing is not None:
                 return self._replay(existing, digest)
-            self._check_scenario_allowed(body)
-            product = partners_repo.product(session, partner.id, body["product_category"])
-            if product is None:
-                raise ApiError(
-                    "INVALID_PRODUCT_CATEGORY",
-                    f"Product category {body['product_category']} is not available to this partner.",
-                    {"product_category": body["product_category"]},
-                )
+        self._check_scenario_allowed(body)
+        if currency is None:
+            raise ApiError(
+                "INVALID_PRODUCT_CATEGORY",
+                f"Product category {body['product_category']} is not available to this partner.",
+                {"product_category": body["product_category"]},
+            )
         now = clock.partner_now(partner.clock_offset_seconds)
         try:
             with self.state.db.session() as session:
@@ -144,8 +148,7 @@ class ReferralService:
                     updated_at=now,
                     expires_at=now + ENROLLMENT_TTL,
                 )
-                session.add(referral)
-                session.flush()
+                session.add(referral)  # one flush at commit: the unit of work inserts the referral first
                 session.add(
                     ReferralStatusHistory(
                         referral_id=referral.id, partner_id=partner.id, status=referral.status, at=now
@@ -157,7 +160,7 @@ class ReferralService:
                         partner_id=partner.id,
                         status=self.state.lifecycles.payment.initial,
                         amount_cents=None,
-                        currency=product.currency,
+                        currency=currency,
                     )
                 )
                 session.add(Fulfillment(referral_id=referral.id))

@@ -113,3 +113,23 @@ def test_statements_are_built_once() -> None:
     a = referral_reads._page_statement(("status",), True)
     assert a is referral_reads._page_statement(("status",), True)
     assert a._generate_cache_key() is a._generate_cache_key()
+
+
+def test_create_checks_read_with_core(sandbox: Sandbox) -> None:
+    from server.repositories import partners as partners_repo
+
+    creds = sandbox.partner("referral")
+    made = sandbox.create_referral(creds)
+    db = sandbox.state.db
+    with db.connect() as conn:
+        assert referral_reads.reference_taken(conn, creds.partner_id, made["partner_reference"])
+        assert not referral_reads.reference_taken(conn, creds.partner_id, "cust_unknown")
+        assert not referral_reads.reference_taken(conn, "ptr_other", made["partner_reference"])
+        assert partners_repo.product_currency(conn, creds.partner_id, "trt-cream") == "USD"
+        assert partners_repo.product_currency(conn, creds.partner_id, "no-such-category") is None
+    with db.session() as session:
+        product = partners_repo.product(session, creds.partner_id, "trt-cream")
+        assert product is not None
+        product.active = False
+    with db.connect() as conn:
+        assert partners_repo.product_currency(conn, creds.partner_id, "trt-cream") is None

@@ -3,7 +3,8 @@
 The ORM built three mapped objects per referral plus one per history entry, and that object building
 was most of a read's CPU (see bench/README.md). These reads fetch the same columns with Core into
 small frozen views carrying exactly the attributes the serializers read, so responses are unchanged:
-one query for the referral(s) with fulfillment and payment outer-joined, one for the history.
+one query for a page of referrals with fulfillment and payment outer-joined and one for their history;
+for one referral, one query with the history outer-joined too. Every statement is built once.
 Writes and everything that changes a referral keep using the ORM (repositories.referrals).
 """
 
@@ -104,8 +105,19 @@ _BASE = select(*_R, *_F, *_P).select_from(
         Payment.__table__, _p.referral_id == _r.id
     )
 )
-_READ = _BASE.where(_r.id == bindparam("referral_id"), _r.partner_id == bindparam("partner_id"))
-_READ_ANY = _BASE.where(_r.id == bindparam("referral_id"))
+# One referral with its history outer-joined (a row per history entry, in order): one round trip.
+_ONE = (
+    select(*_R, *_F, *_P, _h.id, _h.status, _h.at)
+    .select_from(
+        Referral.__table__.outerjoin(Fulfillment.__table__, _f.referral_id == _r.id)
+        .outerjoin(Payment.__table__, _p.referral_id == _r.id)
+        .outerjoin(ReferralStatusHistory.__table__, _h.referral_id == _r.id)
+    )
+    .order_by(_h.id)
+)
+_NV = _NR + _NF + len(_P)
+_READ = _ONE.where(_r.id == bindparam("referral_id"), _r.partner_id == bindparam("partner_id"))
+_READ_ANY = _ONE.where(_r.id == bindparam("referral_id"))
 _HISTORY = (
     select(_h.referral_id, _h.status, _h.at)
     .where(_h.referral_id.in_(bindparam("ids", expanding=True)))
@@ -162,21 +174,20 @@ def _histories(conn: Connection, ids: Sequence[str]) -> dict[str, list[HistoryVi
     return out
 
 
+def _view(row: Any, history: tuple[HistoryView, ...]) -> ReferralView:
+    f = row[_NR : _NR + _NF]
+    p = row[_NR + _NF : _NV]
+    return ReferralView(
+        *row[:_NR],
+        fulfillment=FulfillmentView(*f[1:]) if f[0] is not None else None,
+        payment=PaymentView(*p[1:]) if p[0] is not None else None,
+        history=history,
+    )
+
+
 def _views(conn: Connection, rows: Sequence[Any]) -> list[ReferralView]:
     history = _histories(conn, [row[0] for row in rows])
-    views = []
-    for row in rows:
-        f = row[_NR : _NR + _NF]
-        p = row[_NR + _NF :]
-        views.append(
-            ReferralView(
-                *row[:_NR],
-                fulfillment=FulfillmentView(*f[1:]) if f[0] is not None else None,
-                payment=PaymentView(*p[1:]) if p[0] is not None else None,
-                history=tuple(history[row[0]]),
-            )
-        )
-    return views
+    return [_view(row, tuple(history[row[0]])) for row in rows]
 
 
 def reference_taken(conn: Connection, partner_id: str, partner_reference: str) -> bool:
@@ -196,8 +207,11 @@ def read(conn: Connection, partner_id: str | None, referral_id: str) -> Referral
         rows = conn.execute(_READ_ANY, {"referral_id": referral_id}).all()
     else:
         rows = conn.execute(_READ, {"referral_id": referral_id, "partner_id": partner_id}).all()
-    views = _views(conn, rows)
-    return views[0] if views else None
+    if not rows:
+        return None
+    return _view(
+        rows[0], tuple(HistoryView(row[_NV + 1], row[_NV + 2]) for row in rows if row[_NV] is not None)
+    )
 
 
 def page(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from server.clock import iso
 
@@ -26,6 +27,8 @@ def test_iso_matches_the_fieldwise_format() -> None:
         datetime(1, 1, 1, 0, 0, 0, 123_000, tzinfo=UTC),
         datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
         datetime(2026, 6, 1, 1, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(2026, 6, 1, 1, 0, 0, 5000, tzinfo=ZoneInfo("UTC")),  # another UTC object
+        datetime(2026, 6, 1, 1, 0, 0, 5000),  # naive: local time, as before
     ]
     randoms = [
         datetime(2000, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randrange(10**16)) for _ in range(5000)

@@ -1,6 +1,6 @@
 """The ceiling for this stack: a bare Starlette app doing the sandbox's auth and database read, no spec.
 
-Same database layer, same credential check (partner + key row, SHA-256 compare, active/environment),
+Same database layer, same credential check (server.repositories.credentials: partner + key row, SHA-256 compare, active/environment),
 same referral read (server.repositories.referral_reads, as the sandbox's handler) and the same serializer as
 GET /partner/referrals/{referral_id}; no routing by the spec, no validation, no rate limit, no
 middleware. Not part of the sandbox: the benchmark starts it with
@@ -21,21 +21,20 @@ from starlette.routing import Route
 from server import auth, serializers
 from server.db.engine import Database
 from server.errors import ApiError
-from server.repositories import partners as partners_repo
-from server.repositories import referral_reads
+from server.repositories import credentials, referral_reads
 
 
 def create_bare_app(database_url: str, base_url: str = "http://127.0.0.1:8080") -> Starlette:
     db = Database(database_url)
 
     def read(partner_id: str | None, api_key: str | None, referral_id: str) -> tuple[int, dict[str, object]]:
-        with db.session() as session:
-            record = partners_repo.get_with_key(session, partner_id) if partner_id and api_key else None
+        with db.connect() as conn:
+            record = credentials.lookup(conn, partner_id) if partner_id and api_key else None
             try:
                 partner = auth.check_credentials(partner_id, api_key, record, "sandbox", datetime.now(UTC))
             except ApiError as err:
                 return 401, {"error": {"code": err.code, "message": err.message, "details": None}}
-            referral = referral_reads.read(session, partner.id, referral_id)
+            referral = referral_reads.read(conn, partner.id, referral_id)
             if referral is None:
                 return 404, {"error": {"code": "REFERRAL_NOT_FOUND", "message": "not found", "details": None}}
             return 200, serializers.referral(referral, partner, base_url)

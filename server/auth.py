@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from server.crypto import sha256_hex
 from server.db.models import ApiKey, Partner
 from server.errors import ApiError
+from server.repositories.credentials import KeyRecord, PartnerRecord
 from server.spec import OperationInfo
 
 ROTATION_OVERLAP = timedelta(days=7)  # glossary: previous_key_expires_at, default 7 days
@@ -33,7 +34,7 @@ def invalid() -> ApiError:
     return ApiError("INVALID_CREDENTIALS", "The partner id and API key do not match an active partner.")
 
 
-def key_matches(presented: str, key: ApiKey, now: datetime) -> bool:
+def key_matches(presented: str, key: ApiKey | KeyRecord, now: datetime) -> bool:
     digest = sha256_hex(presented)
     current = hmac.compare_digest(digest, key.key_hash)
     previous = False
@@ -45,7 +46,7 @@ def key_matches(presented: str, key: ApiKey, now: datetime) -> bool:
 def check_credentials(
     partner_id: str | None,
     api_key: str | None,
-    record: tuple[Partner, ApiKey] | None,
+    record: tuple[Partner | PartnerRecord, ApiKey | KeyRecord] | None,
     environment: str,
     now: datetime,
 ) -> AuthenticatedPartner:
@@ -75,7 +76,7 @@ def check_credentials(
     )
 
 
-def check_ip(partner: Partner, client_ip: str) -> None:
+def check_ip(partner: Partner | PartnerRecord, client_ip: str) -> None:
     if not partner.allowed_ips:
         return
     try:
@@ -93,7 +94,7 @@ def check_ip(partner: Partner, client_ip: str) -> None:
     raise ApiError("IP_NOT_ALLOWED", "Requests from this address are not allowed for this partner.")
 
 
-def check_compliance(partner: Partner, now: datetime) -> None:
+def check_compliance(partner: Partner | PartnerRecord, now: datetime) -> None:
     due = partner.compliance_review_due_at
     if due is not None and due <= now:
         raise ApiError(

@@ -31,11 +31,11 @@ def iso(dt: datetime | None) -> str | None:
     """RFC 3339 UTC with a Z, whole seconds unless sub-second precision matters."""
     if dt is None:
         return None
-    dt = dt.astimezone(UTC)
-    base = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-    if dt.microsecond:
-        return f"{base}.{dt.microsecond // 1000:03d}Z"
-    return base + "Z"
+    # datetime.isoformat (C) writes YYYY-MM-DDTHH:MM:SS[.mmm]+00:00, milliseconds truncated: the same text as
+    # formatting the fields one by one, at a fraction of the cost (a page of 50 referrals has ~400 of these).
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    return dt.isoformat(timespec="milliseconds" if dt.microsecond else "seconds")[:-6] + "Z"
 
 
 def parse_iso(value: str) -> datetime:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -32,6 +34,37 @@ def _notify_on_commit(session: Session) -> None:
 
 def _forget_on_rollback(session: Session) -> None:
     session.info.pop(_WAKE, None)
+
+
+# PostgreSQL: a pooled connection is pinged at checkout only after it sat idle this long. A busy pool then
+# makes no extra round trip per request (pool_pre_ping pinged every checkout); a connection that was idle
+# through an outage or a server-side timeout is still checked, and replaced, before a request uses it. A
+# connection that breaks while in use raises a disconnect error: SQLAlchemy invalidates the whole pool
+# (every connection older than the error is replaced at its next checkout) and the request answers 503.
+IDLE_PING_SECONDS = 5.0
+POOL_RECYCLE_SECONDS = 1800
+_CHECKED_IN_AT = "stealth_checked_in_at"
+
+
+def ping_idle_connections(engine: Engine, idle_seconds: float = IDLE_PING_SECONDS) -> None:
+    """Ping a pooled connection at checkout when it was idle for more than ``idle_seconds``."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN_AT)
+        if since is None or time.monotonic() - since <= idle_seconds:
+            return  # a new connection, or one in use moments ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError("idle connection failed its ping") from exc
+        if not alive:
+            raise DisconnectionError("idle connection failed its ping")
 
 
 def normalize_url(url: str) -> str:
@@ -67,15 +100,17 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
     connect_args: dict[str, Any] = {"connect_timeout": 5}
     if schema:
         connect_args["options"] = f"-csearch_path={schema}"
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_SECONDS,
         pool_size=10,
         max_overflow=20,
         pool_timeout=5,
         connect_args=connect_args,
         **kwargs,
     )
+    ping_idle_connections(engine)
+    return engine
 
 
 class Database:
@@ -103,6 +138,12 @@ class Database:
         """A session in one transaction: committed on success, rolled back on any error."""
         with self.sessions() as session, session.begin():
             yield session
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for Core reads, no ORM session: its transaction is rolled back when it closes."""
+        with self.engine.connect() as conn:
+            yield conn
 
     def alembic_config(self) -> Config:
         cfg = Config()

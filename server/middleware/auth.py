@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server import auth, clock, context, faults
 from server.auth import AuthenticatedPartner
 from server.pharmacy import is_pharmacy_path
-from server.repositories import partners as partners_repo
+from server.repositories import credentials
 from server.state import AppState
 
 ROUTING_CONTEXT = "connexion_routing"
@@ -44,10 +44,8 @@ class AuthMiddleware:
         now = clock.real_now()
         record = None
         if partner_id and api_key:
-            with self.state.db.session() as session:
-                record = partners_repo.get_with_key(session, partner_id)
-                if record is not None:
-                    session.expunge_all()
+            with self.state.db.connect() as conn:
+                record = credentials.lookup(conn, partner_id)
         partner = auth.check_credentials(partner_id, api_key, record, self.state.settings.environment, now)
         assert record is not None
         auth.check_ip(record[0], ctx.client_ip)

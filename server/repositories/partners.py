@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from server.db.models import ApiKey, Partner, Product
@@ -47,3 +47,17 @@ def product(session: Session, partner_id: str, category: str) -> Product | None:
             Product.partner_id == partner_id, Product.category == category, Product.active.is_(True)
         )
     )
+
+
+_products = Product.__table__.c
+_CURRENCY = select(_products.currency).where(
+    _products.partner_id == bindparam("partner_id"),
+    _products.category == bindparam("category"),
+    _products.active.is_(True),
+)  # built once (create referral runs it on every request)
+
+
+def product_currency(conn: Connection, partner_id: str, category: str) -> str | None:
+    """The currency of the partner's active product ``category``; None when it has no such product."""
+    currency: str | None = conn.execute(_CURRENCY, {"partner_id": partner_id, "category": category}).scalar()
+    return currency

@@ -3,19 +3,20 @@
 The ORM built three mapped objects per referral plus one per history entry, and that object building
 was most of a read's CPU (see bench/README.md). These reads fetch the same columns with Core into
 small frozen views carrying exactly the attributes the serializers read, so responses are unchanged:
-one query for the referral(s) with fulfillment and payment outer-joined, one for the history.
+one query for a page of referrals with fulfillment and payment outer-joined and one for their history;
+for one referral, one query with the history outer-joined too. Every statement is built once.
 Writes and everything that changes a referral keep using the ORM (repositories.referrals).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Connection, Integer, Select, bindparam, select
 
 from server.cursor import after_position
 from server.db.models import Fulfillment, Payment, Referral, ReferralStatusHistory
@@ -67,112 +68,166 @@ class ReferralView:
     history: tuple[HistoryView, ...]
 
 
+_r = Referral.__table__.c
+_f = Fulfillment.__table__.c
+_p = Payment.__table__.c
+_h = ReferralStatusHistory.__table__.c
 _R = (
-    Referral.id,
-    Referral.partner_id,
-    Referral.partner_reference,
-    Referral.product_category,
-    Referral.status,
-    Referral.metadata_,
-    Referral.created_at,
-    Referral.expires_at,
-    Referral.denial_category,
-    Referral.cancelled_by,
-    Referral.patient_id,
-    Referral.appointment_id,
+    _r.id,
+    _r.partner_id,
+    _r.partner_reference,
+    _r.product_category,
+    _r.status,
+    _r["metadata"],
+    _r.created_at,
+    _r.expires_at,
+    _r.denial_category,
+    _r.cancelled_by,
+    _r.patient_id,
+    _r.appointment_id,
 )
 _F = (
-    Fulfillment.referral_id,
-    Fulfillment.status,
-    Fulfillment.carrier,
-    Fulfillment.estimated_delivery,
-    Fulfillment.updated_at,
-    Fulfillment.shipped_at,
-    Fulfillment.delivered_at,
-    Fulfillment.exception_type,
+    _f.referral_id,
+    _f.status,
+    _f.carrier,
+    _f.estimated_delivery,
+    _f.updated_at,
+    _f.shipped_at,
+    _f.delivered_at,
+    _f.exception_type,
 )
-_P = (
-    Payment.referral_id,
-    Payment.status,
-    Payment.amount_cents,
-    Payment.currency,
-    Payment.paid_at,
-    Payment.refunded_at,
-)
+_P = (_p.referral_id, _p.status, _p.amount_cents, _p.currency, _p.paid_at, _p.refunded_at)
 _NR, _NF = len(_R), len(_F)
 
+# Built once: a prebuilt statement memoizes its cache key, so executing it again only binds values.
+_BASE = select(*_R, *_F, *_P).select_from(
+    Referral.__table__.outerjoin(Fulfillment.__table__, _f.referral_id == _r.id).outerjoin(
+        Payment.__table__, _p.referral_id == _r.id
+    )
+)
+# One referral with its history outer-joined (a row per history entry, in order): one round trip.
+_ONE = (
+    select(*_R, *_F, *_P, _h.id, _h.status, _h.at)
+    .select_from(
+        Referral.__table__.outerjoin(Fulfillment.__table__, _f.referral_id == _r.id)
+        .outerjoin(Payment.__table__, _p.referral_id == _r.id)
+        .outerjoin(ReferralStatusHistory.__table__, _h.referral_id == _r.id)
+    )
+    .order_by(_h.id)
+)
+_NV = _NR + _NF + len(_P)
+_READ = _ONE.where(_r.id == bindparam("referral_id"), _r.partner_id == bindparam("partner_id"))
+_READ_ANY = _ONE.where(_r.id == bindparam("referral_id"))
+_HISTORY = (
+    select(_h.referral_id, _h.status, _h.at)
+    .where(_h.referral_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_h.referral_id, _h.id)
+)
+# List filters: (name, condition); a page's statement is built once per combination of filters used.
+_FILTERS: tuple[tuple[str, ColumnElement[bool]], ...] = (
+    ("status", _r.status == bindparam("status")),
+    ("fulfillment_status", _r.fulfillment_status == bindparam("fulfillment_status")),
+    ("partner_reference", _r.partner_reference == bindparam("partner_reference")),
+    ("product_category", _r.product_category == bindparam("product_category")),
+    ("created_after", _r.created_at > bindparam("created_after", type_=_r.created_at.type)),
+    ("created_before", _r.created_at < bindparam("created_before", type_=_r.created_at.type)),
+)
+_DUE = (
+    select(_r.id)
+    .where(
+        _r.partner_id == bindparam("partner_id"),
+        _r.status == "created",
+        _r.expires_at <= bindparam("now", type_=_r.expires_at.type),
+    )
+    .order_by(_r.expires_at)
+    .limit(200)
+)  # ix_referrals_partner_status_expires: an index range, empty when nothing is due
+_BY_REFERENCE = select(_r.id).where(
+    _r.partner_id == bindparam("partner_id"), _r.partner_reference == bindparam("partner_reference")
+)
+_AFTER = after_position(
+    _r.created_at,
+    _r.id,
+    (bindparam("after_at", type_=_r.created_at.type), bindparam("after_id", type_=_r.id.type)),
+)
 
-def _base() -> Select[Any]:
+
+@functools.cache
+def _page_statement(used: tuple[str, ...], keyset: bool) -> Select[Any]:
+    conds = [_r.partner_id == bindparam("partner_id")]
+    conds += [cond for name, cond in _FILTERS if name in used]
+    if keyset:
+        conds.append(_AFTER)
     return (
-        select(*_R, *_F, *_P)
-        .select_from(Referral)
-        .outerjoin(Fulfillment, Fulfillment.referral_id == Referral.id)
-        .outerjoin(Payment, Payment.referral_id == Referral.id)
+        _BASE.where(*conds)
+        .order_by(_r.created_at.desc(), _r.id.desc())
+        .limit(bindparam("limit", type_=Integer))
     )
 
 
-def _histories(session: Session, ids: Sequence[str]) -> dict[str, list[HistoryView]]:
+def _histories(conn: Connection, ids: Sequence[str]) -> dict[str, list[HistoryView]]:
     out: dict[str, list[HistoryView]] = {i: [] for i in ids}
     if not ids:
         return out
-    h = ReferralStatusHistory
-    rows = session.execute(
-        select(h.referral_id, h.status, h.at).where(h.referral_id.in_(ids)).order_by(h.referral_id, h.id)
-    )
-    for rid, status, at in rows:
+    for rid, status, at in conn.execute(_HISTORY, {"ids": list(ids)}):
         out[rid].append(HistoryView(status, at))
     return out
 
 
-def _views(session: Session, rows: Sequence[Any]) -> list[ReferralView]:
-    history = _histories(session, [row[0] for row in rows])
-    views = []
-    for row in rows:
-        f = row[_NR : _NR + _NF]
-        p = row[_NR + _NF :]
-        views.append(
-            ReferralView(
-                *row[:_NR],
-                fulfillment=FulfillmentView(*f[1:]) if f[0] is not None else None,
-                payment=PaymentView(*p[1:]) if p[0] is not None else None,
-                history=tuple(history[row[0]]),
-            )
-        )
-    return views
+def _view(row: Any, history: tuple[HistoryView, ...]) -> ReferralView:
+    f = row[_NR : _NR + _NF]
+    p = row[_NR + _NF : _NV]
+    return ReferralView(
+        *row[:_NR],
+        fulfillment=FulfillmentView(*f[1:]) if f[0] is not None else None,
+        payment=PaymentView(*p[1:]) if p[0] is not None else None,
+        history=history,
+    )
 
 
-def read(session: Session, partner_id: str | None, referral_id: str) -> ReferralView | None:
+def _views(conn: Connection, rows: Sequence[Any]) -> list[ReferralView]:
+    history = _histories(conn, [row[0] for row in rows])
+    return [_view(row, tuple(history[row[0]])) for row in rows]
+
+
+def reference_taken(conn: Connection, partner_id: str, partner_reference: str) -> bool:
+    """Whether the partner already has a referral with this partner_reference (the idempotency key)."""
+    params = {"partner_id": partner_id, "partner_reference": partner_reference}
+    return conn.execute(_BY_REFERENCE, params).first() is not None
+
+
+def due_for_expiry(conn: Connection, partner_id: str, now: datetime) -> list[str]:
+    """Up to 200 referrals of the partner still `created` with expires_at at or before ``now``."""
+    return list(conn.scalars(_DUE, {"partner_id": partner_id, "now": now}))
+
+
+def read(conn: Connection, partner_id: str | None, referral_id: str) -> ReferralView | None:
     """One referral of ``partner_id`` (None: of any partner — only the cross_partner_read test fault asks)."""
-    conds = [Referral.id == referral_id]
-    if partner_id is not None:
-        conds.append(Referral.partner_id == partner_id)
-    rows = session.execute(_base().where(*conds)).all()
-    views = _views(session, rows)
-    return views[0] if views else None
+    if partner_id is None:
+        rows = conn.execute(_READ_ANY, {"referral_id": referral_id}).all()
+    else:
+        rows = conn.execute(_READ, {"referral_id": referral_id, "partner_id": partner_id}).all()
+    if not rows:
+        return None
+    return _view(
+        rows[0], tuple(HistoryView(row[_NV + 1], row[_NV + 2]) for row in rows if row[_NV] is not None)
+    )
 
 
 def page(
-    session: Session,
+    conn: Connection,
     partner_id: str,
     filters: ListFilters,
     limit: int,
     after: tuple[datetime, str] | None,
 ) -> list[ReferralView]:
     """Newest first; ``limit + 1`` rows so the caller knows whether more follow (keyset on created_at, id)."""
-    conds = [Referral.partner_id == partner_id]
-    if filters.status:
-        conds.append(Referral.status == filters.status)
-    if filters.fulfillment_status:
-        conds.append(Referral.fulfillment_status == filters.fulfillment_status)
-    if filters.partner_reference:
-        conds.append(Referral.partner_reference == filters.partner_reference)
-    if filters.product_category:
-        conds.append(Referral.product_category == filters.product_category)
-    if filters.created_after:
-        conds.append(Referral.created_at > filters.created_after)
-    if filters.created_before:
-        conds.append(Referral.created_at < filters.created_before)
+    params: dict[str, Any] = {"partner_id": partner_id, "limit": limit + 1}
+    for name, _cond in _FILTERS:
+        value = getattr(filters, name)
+        if value:
+            params[name] = value
     if after is not None:
-        conds.append(after_position(Referral.created_at, Referral.id, after))
-    stmt = _base().where(*conds).order_by(Referral.created_at.desc(), Referral.id.desc()).limit(limit + 1)
-    return _views(session, session.execute(stmt).all())
+        params["after_at"], params["after_id"] = after
+    stmt = _page_statement(tuple(name for name, _c in _FILTERS if name in params), after is not None)
+    return _views(conn, conn.execute(stmt, params).all())

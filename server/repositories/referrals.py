@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,15 +53,6 @@ class ListFilters:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
-
-
-def due_for_expiry(session: Session, partner_id: str, now: datetime, limit: int = 200) -> Sequence[str]:
-    return session.scalars(
-        select(Referral.id)
-        .where(Referral.partner_id == partner_id, Referral.status == "created", Referral.expires_at <= now)
-        .order_by(Referral.expires_at)
-        .limit(limit)
-    ).all()
 
 
 def compare_and_set_status(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -116,18 +117,22 @@ class ReferralService:
         self._check_scenario_known(body)
         digest = fingerprint(body)
         reference = body["partner_reference"]
-        with self.state.db.session() as session:
-            existing = referrals_repo.by_reference(session, partner.id, reference)
+        # Both checks in one Core round of prebuilt statements; the ORM loads the referral only to replay it.
+        with self.state.db.connect() as conn:
+            taken = referral_reads.reference_taken(conn, partner.id, reference)
+            currency = partners_repo.product_currency(conn, partner.id, body["product_category"])
+        if taken:
+            with self.state.db.session() as session:
+                existing = referrals_repo.by_reference(session, partner.id, reference)
             if existing is not None:
                 return self._replay(existing, digest)
-            self._check_scenario_allowed(body)
-            product = partners_repo.product(session, partner.id, body["product_category"])
-            if product is None:
-                raise ApiError(
-                    "INVALID_PRODUCT_CATEGORY",
-                    f"Product category {body['product_category']} is not available to this partner.",
-                    {"product_category": body["product_category"]},
-                )
+        self._check_scenario_allowed(body)
+        if currency is None:
+            raise ApiError(
+                "INVALID_PRODUCT_CATEGORY",
+                f"Product category {body['product_category']} is not available to this partner.",
+                {"product_category": body["product_category"]},
+            )
         now = clock.partner_now(partner.clock_offset_seconds)
         try:
             with self.state.db.session() as session:
@@ -143,8 +148,7 @@ class ReferralService:
                     updated_at=now,
                     expires_at=now + ENROLLMENT_TTL,
                 )
-                session.add(referral)
-                session.flush()
+                session.add(referral)  # one flush at commit: the unit of work inserts the referral first
                 session.add(
                     ReferralStatusHistory(
                         referral_id=referral.id, partner_id=partner.id, status=referral.status, at=now
@@ -156,7 +160,7 @@ class ReferralService:
                         partner_id=partner.id,
                         status=self.state.lifecycles.payment.initial,
                         amount_cents=None,
-                        currency=product.currency,
+                        currency=currency,
                     )
                 )
                 session.add(Fulfillment(referral_id=referral.id))
@@ -180,12 +184,14 @@ class ReferralService:
     def expire_due(self, partner: AuthenticatedPartner, referral_id: str | None = None) -> int:
         """Expire referrals still `created` past expires_at on the partner's clock (sweep on access)."""
         now = clock.partner_now(partner.clock_offset_seconds)
+        if referral_id is not None:
+            return self._expire(partner, [referral_id], now)
+        with self.state.db.connect() as conn:
+            candidates = referral_reads.due_for_expiry(conn, partner.id, now)
+        return self._expire(partner, candidates, now)
+
+    def _expire(self, partner: AuthenticatedPartner, candidates: Sequence[str], now: datetime) -> int:
         count = 0
-        with self.state.db.session() as session:
-            if referral_id is not None:
-                candidates = [referral_id]
-            else:
-                candidates = list(referrals_repo.due_for_expiry(session, partner.id, now))
         for rid in candidates:
             try:
                 with self.state.db.session() as session:
@@ -222,10 +228,10 @@ class ReferralService:
     def read(self, partner: AuthenticatedPartner, referral_id: str) -> referral_reads.ReferralView:
         """What GET /partner/referrals/{id} shows: as :meth:`get`, read with Core (no ORM objects)."""
         for _ in range(2):
-            with self.state.db.session() as session:
-                view = referral_reads.read(session, partner.id, referral_id)
+            with self.state.db.connect() as conn:
+                view = referral_reads.read(conn, partner.id, referral_id)
                 if view is None and faults.active("cross_partner_read"):
-                    view = referral_reads.read(session, None, referral_id)
+                    view = referral_reads.read(conn, None, referral_id)
             if view is None:
                 raise referral_not_found(referral_id)
             if view.status != "created" or view.expires_at > clock.partner_now(partner.clock_offset_seconds):
@@ -236,11 +242,18 @@ class ReferralService:
     def list(
         self, partner: AuthenticatedPartner, filters: ListFilters, limit: int, cursor: str | None
     ) -> tuple[list[referral_reads.ReferralView], str | None]:
-        self.expire_due(partner)
         digest = filter_digest("referrals:" + partner.id, filters.as_dict())
         after = self.cursors.decode(cursor, digest) if cursor else None
-        with self.state.db.session() as session:
-            rows = referral_reads.page(session, partner.id, filters, limit, after)
+        now = clock.partner_now(partner.clock_offset_seconds)
+        # The expiry sweep and the page share one connection: when nothing is due (the usual case) the
+        # page is read at once; otherwise the due referrals are expired first and the page read after.
+        with self.state.db.connect() as conn:
+            due = referral_reads.due_for_expiry(conn, partner.id, now)
+            rows = None if due else referral_reads.page(conn, partner.id, filters, limit, after)
+        if rows is None:
+            self._expire(partner, due, now)
+            with self.state.db.connect() as conn:
+                rows = referral_reads.page(conn, partner.id, filters, limit, after)
         has_more = len(rows) > limit
         rows = rows[:limit]
         last = (

@@ -23,7 +23,7 @@ from typing import Any
 
 import jsonschema_rs
 from connexion.datastructures import MediaTypeDict
-from connexion.exceptions import NonConformingResponseBody
+from connexion.exceptions import NonConformingResponseBody, UnsupportedMediaTypeProblem
 from connexion.spec import OpenAPISpecification, Specification
 from connexion.validators import (
     FormDataValidator,
@@ -217,6 +217,10 @@ class JSONBodyValidator2020(JSONRequestBodyValidator):
 
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
         raw = b"".join([chunk async for chunk in stream])
+        if raw.strip() and not any(name.lower() == b"content-type" for name, _ in scope["headers"]):
+            # connexion validates a body without Content-Type as its first media type, but hands the
+            # handler the raw bytes: a body must say what it is (415, documented on every body operation).
+            raise UnsupportedMediaTypeProblem(detail="The request has a body but no Content-Type header.")
         try:
             text = raw.decode(self._encoding)
         except (UnicodeDecodeError, LookupError):

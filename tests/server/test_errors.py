@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from server.db.engine import Database
 
 ENVELOPE_KEYS = {"code", "message", "details"}
@@ -159,3 +161,30 @@ def test_a_path_parameter_the_router_cannot_take_is_a_400_not_an_unknown_path(sa
     assert r.status_code == 400 and r.json()["error"]["code"] == "VALIDATION_ERROR", r.text
     r = sandbox.call("GET", "/partner/no-such-thing/%0A", p)
     assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/partner/referrals", {"partner_reference": "no_type_1", "product_category": "trt-cream"}),
+        ("POST", "/partner/sandbox/clock/advance", {"seconds": 60}),
+        ("POST", "/partner/sandbox/events/trigger", {"event_type": "referral.enrolled"}),
+    ],
+)
+def test_a_body_without_content_type_is_415_and_changes_nothing(sandbox, schemas, method, path, body):
+    """connexion would validate such a body as JSON but hand the handler raw bytes (it was a 500)."""
+    p = sandbox.partner()
+    before = sandbox.call("GET", "/partner/referrals", p).json()["referrals"]
+    def offset() -> object:
+        view = sandbox.call("GET", "/partner/sandbox/clock", p).json()
+        return {k: v for k, v in view.items() if k not in ("now", "real_now")}
+
+    clock_before = offset()
+    r = sandbox.call(method, path, p, content=json.dumps(body).encode())
+    assert "content-type" not in {k.lower() for k in r.request.headers}
+    err = _envelope(r, 415, "UNSUPPORTED_MEDIA_TYPE", schemas)
+    assert err["message"] == "Send the request body as application/json."
+    assert sandbox.call("GET", "/partner/referrals", p).json()["referrals"] == before
+    assert offset() == clock_before
+    # the same body with its Content-Type is served
+    assert sandbox.call(method, path, p, json=body).status_code in (200, 201)

@@ -76,11 +76,18 @@ def _fill(state: AppState, partner_id: str, category: str, count: int) -> None:
                         )
                     )
             with cur.copy(
-                "COPY referral_status_history (referral_id, partner_id, status, at) FROM STDIN"
+                "COPY referral_status_history (referral_id, partner_id, status, at, product_category) "
+                "FROM STDIN"
             ) as copy:
                 for i in range(count):
                     copy.write_row(
-                        (f"ref_g{i:012d}", partner_id, STATUSES[i % len(STATUSES)], newest - step * i)
+                        (
+                            f"ref_g{i:012d}",
+                            partner_id,
+                            STATUSES[i % len(STATUSES)],
+                            newest - step * i,
+                            category,
+                        )
                     )
             with cur.copy(
                 "COPY payments (referral_id, partner_id, status, amount_cents, currency, paid_at) FROM STDIN"

@@ -93,16 +93,24 @@ def compare_and_set_payment(
 def status_counts(
     session: Session, partner_id: str, start: datetime | None, end: datetime
 ) -> list[tuple[str, str, int]]:
-    """(status, category, number of referrals that entered the status in [start, end))."""
+    """(status, category, number of referrals that entered the status in [start, end)), by status and category.
+
+    The history row carries its referral's category: no join, one range of ix_history_partner_at_cover (on
+    PostgreSQL it covers the columns read). The distinct referral ids are compared bytewise on PostgreSQL
+    (COLLATE "C": the same equality, a third of the sorting cost of a linguistic collation).
+    """
     h = ReferralStatusHistory
     conds = [h.partner_id == partner_id, h.at < end]
     if start is not None:
         conds.append(h.at >= start)
+    rid: Any = h.referral_id
+    if session.get_bind().dialect.name == "postgresql":
+        rid = rid.collate("C")
     stmt = (
-        select(h.status, Referral.product_category, func.count(func.distinct(h.referral_id)))
-        .join(Referral, Referral.id == h.referral_id)
+        select(h.status, h.product_category, func.count(func.distinct(rid)))
         .where(*conds)
-        .group_by(h.status, Referral.product_category)
+        .group_by(h.status, h.product_category)
+        .order_by(h.status, h.product_category)  # what the grouping's sort gave: by_category's key order
     )
     return [(s, c, int(n)) for s, c, n in session.execute(stmt).all()]
 

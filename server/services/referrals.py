@@ -145,11 +145,7 @@ class ReferralService:
                 )
                 session.add(referral)
                 session.flush()
-                session.add(
-                    ReferralStatusHistory(
-                        referral_id=referral.id, partner_id=partner.id, status=referral.status, at=now
-                    )
-                )
+                session.add(ReferralStatusHistory.entry(referral, referral.status, now))
                 session.add(
                     Payment(
                         referral_id=referral.id,
@@ -372,11 +368,7 @@ class ReferralService:
         """The cancel_after_approval test fault: the status is overwritten, bypassing the lifecycle."""
         values = {"status": "cancelled", "cancelled_at": now, "cancelled_by": "partner", "updated_at": now}
         referrals_repo.compare_and_set_status(session, referral.id, referral.status, values)
-        session.add(
-            ReferralStatusHistory(
-                referral_id=referral.id, partner_id=referral.partner_id, status="cancelled", at=now
-            )
-        )
+        session.add(ReferralStatusHistory.entry(referral, "cancelled", now))
         for key, value in values.items():
             set_committed(referral, key, value)
         return referral

@@ -31,11 +31,12 @@ def iso(dt: datetime | None) -> str | None:
     """RFC 3339 UTC with a Z, whole seconds unless sub-second precision matters."""
     if dt is None:
         return None
-    dt = dt.astimezone(UTC)
-    base = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-    if dt.microsecond:
-        return f"{base}.{dt.microsecond // 1000:03d}Z"
-    return base + "Z"
+    if dt.tzinfo is not UTC:  # what the database columns return already is UTC (most of a list page)
+        dt = dt.astimezone(UTC)
+    # "YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00" (the year padded to four digits): cut to milliseconds (truncated)
+    # or seconds. isoformat() without arguments is the cheapest formatting there is (a page has hundreds).
+    text = dt.isoformat()
+    return text[:23] + "Z" if dt.microsecond else text[:19] + "Z"
 
 
 def parse_iso(value: str) -> datetime:

@@ -3,8 +3,13 @@
 The ORM built three mapped objects per referral plus one per history entry, and that object building
 was most of a read's CPU (see bench/README.md). These reads fetch the same columns with Core into
 small frozen views carrying exactly the attributes the serializers read, so responses are unchanged:
-one query for the referral(s) with fulfillment and payment outer-joined, one for the history.
-Writes and everything that changes a referral keep using the ORM (repositories.referrals).
+one query for the referral(s) with fulfillment and payment outer-joined. On PostgreSQL the history comes
+in the same statement (a LATERAL subquery aggregating each referral's entries into two arrays: one round
+trip per page); elsewhere in a second query. Writes and everything that changes a referral keep using the
+ORM (repositories.referrals).
+
+The statements are built once per shape (which filters, whether a cursor, the backend) with bound
+parameters and reused: building them, not running them, was a good part of a page's cost.
 """
 
 from __future__ import annotations
@@ -12,14 +17,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select, true
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from server.cursor import after_position
 from server.db.models import Fulfillment, Payment, Referral, ReferralStatusHistory
-from server.repositories.referrals import ListFilters
+from server.repositories.referrals import DUE_FLAG, ListFilters, due_for_expiry
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,88 +74,158 @@ class ReferralView:
     history: tuple[HistoryView, ...]
 
 
+_r = Referral.__table__.c
+_f = Fulfillment.__table__.c
+_p = Payment.__table__.c
+_hs = ReferralStatusHistory.__table__.c
+_h = ReferralStatusHistory.__table__.alias("h").c
 _R = (
-    Referral.id,
-    Referral.partner_id,
-    Referral.partner_reference,
-    Referral.product_category,
-    Referral.status,
-    Referral.metadata_,
-    Referral.created_at,
-    Referral.expires_at,
-    Referral.denial_category,
-    Referral.cancelled_by,
-    Referral.patient_id,
-    Referral.appointment_id,
+    _r.id,
+    _r.partner_id,
+    _r.partner_reference,
+    _r.product_category,
+    _r.status,
+    _r.metadata,
+    _r.created_at,
+    _r.expires_at,
+    _r.denial_category,
+    _r.cancelled_by,
+    _r.patient_id,
+    _r.appointment_id,
 )
 _F = (
-    Fulfillment.referral_id,
-    Fulfillment.status,
-    Fulfillment.carrier,
-    Fulfillment.estimated_delivery,
-    Fulfillment.updated_at,
-    Fulfillment.shipped_at,
-    Fulfillment.delivered_at,
-    Fulfillment.exception_type,
+    _f.referral_id,
+    _f.status,
+    _f.carrier,
+    _f.estimated_delivery,
+    _f.updated_at,
+    _f.shipped_at,
+    _f.delivered_at,
+    _f.exception_type,
 )
-_P = (
-    Payment.referral_id,
-    Payment.status,
-    Payment.amount_cents,
-    Payment.currency,
-    Payment.paid_at,
-    Payment.refunded_at,
-)
-_NR, _NF = len(_R), len(_F)
+_P = (_p.referral_id, _p.status, _p.amount_cents, _p.currency, _p.paid_at, _p.refunded_at)
+_NR, _NF, _NP = len(_R), len(_F), len(_P)
+
+# ListFilters field -> its condition on a bound parameter of the same name (in this order)
+_FILTERS: dict[str, ColumnElement[bool]] = {
+    "status": _r.status == bindparam("status", type_=_r.status.type),
+    "fulfillment_status": _r.fulfillment_status
+    == bindparam("fulfillment_status", type_=_r.fulfillment_status.type),
+    "partner_reference": _r.partner_reference
+    == bindparam("partner_reference", type_=_r.partner_reference.type),
+    "product_category": _r.product_category == bindparam("product_category", type_=_r.product_category.type),
+    "created_after": _r.created_at > bindparam("created_after", type_=_r.created_at.type),
+    "created_before": _r.created_at < bindparam("created_before", type_=_r.created_at.type),
+}
 
 
-def _base() -> Select[Any]:
-    return (
-        select(*_R, *_F, *_P)
-        .select_from(Referral)
-        .outerjoin(Fulfillment, Fulfillment.referral_id == Referral.id)
-        .outerjoin(Payment, Payment.referral_id == Referral.id)
+def _select(with_history: bool) -> Select[Any]:
+    """The referral with fulfillment and payment outer-joined; with ``with_history`` (PostgreSQL), also its
+    history as two arrays (statuses, times) in entry order, from a LATERAL subquery."""
+    joined = Referral.__table__.outerjoin(Fulfillment.__table__, _f.referral_id == _r.id).outerjoin(
+        Payment.__table__, _p.referral_id == _r.id
     )
+    if not with_history:
+        return select(*_R, *_F, *_P).select_from(joined)
+    entries = (
+        select(
+            func.array_agg(aggregate_order_by(_h.status, _h.id)).label("statuses"),
+            func.array_agg(aggregate_order_by(_h.at, _h.id)).label("ats"),
+        )
+        .where(_h.referral_id == _r.id)
+        .lateral("entries")
+    )
+    return select(*_R, *_F, *_P, entries.c.statuses, entries.c.ats).select_from(
+        joined.outerjoin(entries, true())
+    )
+
+
+@lru_cache(maxsize=8)
+def _one_statement(with_history: bool, any_partner: bool) -> Select[Any]:
+    conds = [_r.id == bindparam("referral_id", type_=_r.id.type)]
+    if not any_partner:
+        conds.append(_r.partner_id == bindparam("partner_id", type_=_r.partner_id.type))
+    return _select(with_history).where(*conds)
+
+
+@lru_cache(maxsize=512)
+def _page_statement(with_history: bool, filters: tuple[str, ...], keyset: bool, due: bool) -> Select[Any]:
+    conds = [_r.partner_id == bindparam("partner_id", type_=_r.partner_id.type)]
+    conds += [_FILTERS[name] for name in filters]
+    if keyset:
+        position = (
+            bindparam("after_created_at", type_=_r.created_at.type),
+            bindparam("after_id", type_=_r.id.type),
+        )
+        conds.append(after_position(_r.created_at, _r.id, position))
+    stmt = _select(with_history)
+    if due:
+        stmt = stmt.add_columns(DUE_FLAG)
+    return (
+        stmt.where(*conds)
+        .order_by(_r.created_at.desc(), _r.id.desc())
+        .limit(bindparam("limit", type_=Integer()))
+    )
+
+
+_HISTORY = (
+    select(_hs.referral_id, _hs.status, _hs.at)
+    .where(_hs.referral_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_hs.referral_id, _hs.id)
+)
 
 
 def _histories(session: Session, ids: Sequence[str]) -> dict[str, list[HistoryView]]:
     out: dict[str, list[HistoryView]] = {i: [] for i in ids}
-    if not ids:
-        return out
-    h = ReferralStatusHistory
-    rows = session.execute(
-        select(h.referral_id, h.status, h.at).where(h.referral_id.in_(ids)).order_by(h.referral_id, h.id)
-    )
-    for rid, status, at in rows:
-        out[rid].append(HistoryView(status, at))
+    if ids:
+        for rid, status, at in session.connection().execute(_HISTORY, {"ids": list(ids)}):
+            out[rid].append(HistoryView(status, at))
     return out
 
 
-def _views(session: Session, rows: Sequence[Any]) -> list[ReferralView]:
+def _view(row: Any, history: tuple[HistoryView, ...]) -> ReferralView:
+    f = row[_NR : _NR + _NF]
+    p = row[_NR + _NF : _NR + _NF + _NP]
+    return ReferralView(
+        *row[:_NR],
+        fulfillment=FulfillmentView(*f[1:]) if f[0] is not None else None,
+        payment=PaymentView(*p[1:]) if p[0] is not None else None,
+        history=history,
+    )
+
+
+def _folds_history(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _fetch(
+    session: Session, stmt: Select[Any], params: dict[str, Any], with_history: bool
+) -> tuple[list[ReferralView], list[Any]]:
+    """The views of ``stmt``'s rows, each with its history (in the rows, or read here); and the rows."""
+    rows = session.connection().execute(stmt, params).all()
+    if with_history:
+        h = _NR + _NF + _NP
+        return [
+            _view(row, tuple(map(HistoryView, row[h], row[h + 1])) if row[h] else ()) for row in rows
+        ], rows
     history = _histories(session, [row[0] for row in rows])
-    views = []
-    for row in rows:
-        f = row[_NR : _NR + _NF]
-        p = row[_NR + _NF :]
-        views.append(
-            ReferralView(
-                *row[:_NR],
-                fulfillment=FulfillmentView(*f[1:]) if f[0] is not None else None,
-                payment=PaymentView(*p[1:]) if p[0] is not None else None,
-                history=tuple(history[row[0]]),
-            )
-        )
-    return views
+    return [_view(row, tuple(history[row[0]])) for row in rows], rows
 
 
 def read(session: Session, partner_id: str | None, referral_id: str) -> ReferralView | None:
     """One referral of ``partner_id`` (None: of any partner — only the cross_partner_read test fault asks)."""
-    conds = [Referral.id == referral_id]
+    fold = _folds_history(session)
+    params = {"referral_id": referral_id}
     if partner_id is not None:
-        conds.append(Referral.partner_id == partner_id)
-    rows = session.execute(_base().where(*conds)).all()
-    views = _views(session, rows)
+        params["partner_id"] = partner_id
+    views, _rows = _fetch(session, _one_statement(fold, partner_id is None), params, fold)
     return views[0] if views else None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    views: list[ReferralView]
+    expiry_due: bool  # asked with ``due_at``: some referral of the partner is still `created` past expires_at
 
 
 def page(
@@ -157,22 +234,29 @@ def page(
     filters: ListFilters,
     limit: int,
     after: tuple[datetime, str] | None,
-) -> list[ReferralView]:
-    """Newest first; ``limit + 1`` rows so the caller knows whether more follow (keyset on created_at, id)."""
-    conds = [Referral.partner_id == partner_id]
-    if filters.status:
-        conds.append(Referral.status == filters.status)
-    if filters.fulfillment_status:
-        conds.append(Referral.fulfillment_status == filters.fulfillment_status)
-    if filters.partner_reference:
-        conds.append(Referral.partner_reference == filters.partner_reference)
-    if filters.product_category:
-        conds.append(Referral.product_category == filters.product_category)
-    if filters.created_after:
-        conds.append(Referral.created_at > filters.created_after)
-    if filters.created_before:
-        conds.append(Referral.created_at < filters.created_before)
+    *,
+    due_at: datetime | None = None,
+) -> Page:
+    """Newest first; ``limit + 1`` rows so the caller knows whether more follow (keyset on created_at, id).
+
+    With ``due_at``, the same statement also says whether the partner has referrals to expire at that time
+    (the sweep on access costs no query of its own when there is none, the usual case).
+    """
+    params: dict[str, Any] = {"partner_id": partner_id, "limit": limit + 1}
+    for name in _FILTERS:
+        value = getattr(filters, name)
+        if value:
+            params[name] = value
     if after is not None:
-        conds.append(after_position(Referral.created_at, Referral.id, after))
-    stmt = _base().where(*conds).order_by(Referral.created_at.desc(), Referral.id.desc()).limit(limit + 1)
-    return _views(session, session.execute(stmt).all())
+        params["after_created_at"], params["after_id"] = after
+    if due_at is not None:
+        params["due_at"] = due_at
+    fold = _folds_history(session)
+    shape = tuple(name for name in _FILTERS if name in params)
+    stmt = _page_statement(fold, shape, after is not None, due_at is not None)
+    views, rows = _fetch(session, stmt, params, fold)
+    if due_at is None:
+        return Page(views, False)
+    if rows:
+        return Page(views, rows[0][-1] is not None)
+    return Page(views, bool(due_for_expiry(session, partner_id, due_at, limit=1)))  # no row to carry it

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, Select, bindparam, func, literal, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from server.db.models import Payment, Referral, ReferralStatusHistory
@@ -56,13 +56,31 @@ class ListFilters:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
 
 
+def _due(ids: Any) -> Select[Any]:
+    """Referrals of :partner_id still `created` whose expires_at has passed at :due_at (bound parameters): an
+    index range on ix_referrals_partner_status_expires, whatever the number of referrals."""
+    r = Referral.__table__.alias("due").c
+    return (
+        select(ids(r))
+        .where(
+            r.partner_id == bindparam("partner_id", type_=r.partner_id.type),
+            r.status == "created",
+            r.expires_at <= bindparam("due_at", type_=r.expires_at.type),
+        )
+        .order_by(r.expires_at)
+    )
+
+
+# Built once: they run before every list page and summary.
+_DUE = _due(lambda r: r.id).limit(bindparam("due_limit", type_=Integer()))
+# For another statement to carry: 1 if some referral is due, else NULL (a list page asks in its own query).
+DUE_FLAG = _due(lambda r: literal(1)).limit(1).scalar_subquery().label("expiry_due")
+
+
 def due_for_expiry(session: Session, partner_id: str, now: datetime, limit: int = 200) -> Sequence[str]:
-    return session.scalars(
-        select(Referral.id)
-        .where(Referral.partner_id == partner_id, Referral.status == "created", Referral.expires_at <= now)
-        .order_by(Referral.expires_at)
-        .limit(limit)
-    ).all()
+    """Referrals still `created` whose expires_at has passed at ``now``, soonest first."""
+    params = {"partner_id": partner_id, "due_at": now, "due_limit": limit}
+    return session.connection().execute(_DUE, params).scalars().all()
 
 
 def compare_and_set_status(

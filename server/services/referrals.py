@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from server import clock, faults, ids
 from server.auth import AuthenticatedPartner
@@ -54,6 +56,7 @@ CATEGORY_STATUSES = (
     "cancelled",
 )
 SANDBOX_SCENARIO_KEY = "sandbox_scenario"
+T = TypeVar("T")
 
 
 def referral_not_found(referral_id: str) -> ApiError:
@@ -173,15 +176,31 @@ class ReferralService:
 
     # ------------------------------------------------------------------ expiry
 
-    def expire_due(self, partner: AuthenticatedPartner, referral_id: str | None = None) -> int:
-        """Expire referrals still `created` past expires_at on the partner's clock (sweep on access)."""
-        now = clock.partner_now(partner.clock_offset_seconds)
-        count = 0
+    def expire_due(self, partner: AuthenticatedPartner, referral_id: str) -> int:
+        """Expire the referral if it is still `created` past expires_at on the partner's clock."""
+        return self._expire(partner, [referral_id], clock.partner_now(partner.clock_offset_seconds))
+
+    def _sweep(self, partner: AuthenticatedPartner, now: datetime) -> None:
+        """Expire the partner's referrals still `created` past expires_at at ``now`` (the sweep on access)."""
         with self.state.db.session() as session:
-            if referral_id is not None:
-                candidates = [referral_id]
-            else:
-                candidates = list(referrals_repo.due_for_expiry(session, partner.id, now))
+            due = referrals_repo.due_for_expiry(session, partner.id, now)
+        self._expire(partner, due, now)
+
+    def _read_swept(self, partner: AuthenticatedPartner, read: Callable[[Session], T]) -> T:
+        """``read`` after the sweep on access. The usual case, nothing due, is one transaction (the check,
+        an index range on ix_referrals_partner_status_expires, and the read); otherwise the due referrals
+        are expired and ``read`` runs in a new transaction."""
+        now = clock.partner_now(partner.clock_offset_seconds)
+        with self.state.db.session() as session:
+            due = referrals_repo.due_for_expiry(session, partner.id, now)
+            if not due:
+                return read(session)
+        self._expire(partner, due, now)
+        with self.state.db.session() as session:
+            return read(session)
+
+    def _expire(self, partner: AuthenticatedPartner, candidates: Sequence[str], now: datetime) -> int:
+        count = 0
         for rid in candidates:
             try:
                 with self.state.db.session() as session:
@@ -232,11 +251,22 @@ class ReferralService:
     def list(
         self, partner: AuthenticatedPartner, filters: ListFilters, limit: int, cursor: str | None
     ) -> tuple[list[referral_reads.ReferralView], str | None]:
-        self.expire_due(partner)
         digest = filter_digest("referrals:" + partner.id, filters.as_dict())
-        after = self.cursors.decode(cursor, digest) if cursor else None
+        now = clock.partner_now(partner.clock_offset_seconds)
+        try:
+            after = self.cursors.decode(cursor, digest) if cursor else None
+        except ApiError:
+            self._sweep(partner, now)  # every list call sweeps, one refused for its cursor too
+            raise
+        # The page's statement also says whether anything is due (the sweep must come first): if so, the
+        # page is read again after it.
         with self.state.db.session() as session:
-            rows = referral_reads.page(session, partner.id, filters, limit, after)
+            found = referral_reads.page(session, partner.id, filters, limit, after, due_at=now)
+        if found.expiry_due:
+            self._sweep(partner, now)
+            with self.state.db.session() as session:
+                found = referral_reads.page(session, partner.id, filters, limit, after)
+        rows = found.views
         has_more = len(rows) > limit
         rows = rows[:limit]
         last = (
@@ -249,13 +279,19 @@ class ReferralService:
 
     def summary(self, partner: AuthenticatedPartner, period: str, day: date | None) -> dict[str, Any]:
         """Counts of referrals that entered each status in the window, per category, and net revenue."""
-        self.expire_due(partner)
-        now = clock.partner_now(partner.clock_offset_seconds)
-        start, end, until = period_window(period, day or now.date(), now)
-        with self.state.db.session() as session:
-            counts = referrals_repo.status_counts(session, partner.id, start, until)
-            revenue = referrals_repo.revenue(session, partner.id, start, until)
-            products = partners_repo.products(session, partner.id)
+
+        def read(session: Session) -> tuple[datetime | None, datetime, Any, Any, Any]:
+            now = clock.partner_now(partner.clock_offset_seconds)
+            start, end, until = period_window(period, day or now.date(), now)
+            return (
+                start,
+                end,
+                referrals_repo.status_counts(session, partner.id, start, until),
+                referrals_repo.revenue(session, partner.id, start, until),
+                partners_repo.products(session, partner.id),
+            )
+
+        start, end, counts, revenue, products = self._read_swept(partner, read)
         totals = dict.fromkeys(SUMMARY_STATUSES, 0)
         by_category: dict[str, dict[str, int]] = {}
         for status, cat, n in counts:

@@ -68,6 +68,9 @@ class Database:
         self.schema = schema
         self.engine = make_engine(self.url, schema=schema)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
+        self._reads = sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False, future=True
+        )
 
     @property
     def backend(self) -> str:
@@ -77,6 +80,14 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any error."""
         with self.sessions() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only, outside any transaction: each statement sees what was committed when it
+        started (as under READ COMMITTED, PostgreSQL's default), and there is no BEGIN / COMMIT round trip
+        around a one-statement read. Nothing written through it is undone on error: never write with it."""
+        with self._reads() as session:
             yield session
 
     def alembic_config(self) -> Config:

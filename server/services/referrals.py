@@ -187,16 +187,16 @@ class ReferralService:
         self._expire(partner, due, now)
 
     def _read_swept(self, partner: AuthenticatedPartner, read: Callable[[Session], T]) -> T:
-        """``read`` after the sweep on access. The usual case, nothing due, is one transaction (the check,
-        an index range on ix_referrals_partner_status_expires, and the read); otherwise the due referrals
-        are expired and ``read`` runs in a new transaction."""
+        """``read`` (reads only) after the sweep on access. The usual case, nothing due, is one connection
+        checkout (the check, an index range on ix_referrals_partner_status_expires, and the read); otherwise
+        the due referrals are expired first."""
         now = clock.partner_now(partner.clock_offset_seconds)
-        with self.state.db.session() as session:
+        with self.state.db.reading() as session:
             due = referrals_repo.due_for_expiry(session, partner.id, now)
             if not due:
                 return read(session)
         self._expire(partner, due, now)
-        with self.state.db.session() as session:
+        with self.state.db.reading() as session:
             return read(session)
 
     def _expire(self, partner: AuthenticatedPartner, candidates: Sequence[str], now: datetime) -> int:
@@ -237,7 +237,7 @@ class ReferralService:
     def read(self, partner: AuthenticatedPartner, referral_id: str) -> referral_reads.ReferralView:
         """What GET /partner/referrals/{id} shows: as :meth:`get`, read with Core (no ORM objects)."""
         for _ in range(2):
-            with self.state.db.session() as session:
+            with self.state.db.reading() as session:
                 view = referral_reads.read(session, partner.id, referral_id)
                 if view is None and faults.active("cross_partner_read"):
                     view = referral_reads.read(session, None, referral_id)
@@ -260,11 +260,11 @@ class ReferralService:
             raise
         # The page's statement also says whether anything is due (the sweep must come first): if so, the
         # page is read again after it.
-        with self.state.db.session() as session:
+        with self.state.db.reading() as session:  # one statement: no transaction needed around it
             found = referral_reads.page(session, partner.id, filters, limit, after, due_at=now)
         if found.expiry_due:
             self._sweep(partner, now)
-            with self.state.db.session() as session:
+            with self.state.db.reading() as session:
                 found = referral_reads.page(session, partner.id, filters, limit, after)
         rows = found.views
         has_more = len(rows) > limit

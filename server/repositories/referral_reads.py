@@ -166,7 +166,9 @@ def _page_statement(with_history: bool, filters: tuple[str, ...], keyset: bool, 
     return (
         stmt.where(*conds)
         .order_by(_r.created_at.desc(), _r.id.desc())
-        .limit(bindparam("limit", type_=Integer()))
+        # written into the SQL: PostgreSQL then plans a prepared page once (a generic plan knows the limit)
+        # instead of on every call; a bound LIMIT made it re-plan each time (pg_prepared_statements)
+        .limit(bindparam("limit", type_=Integer(), literal_execute=True))
     )
 
 

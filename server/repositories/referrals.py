@@ -65,7 +65,7 @@ def _due(ids: Any) -> Select[Any]:
         select(ids(r))
         .where(
             r.partner_id == bindparam("partner_id", type_=r.partner_id.type),
-            r.status == "created",
+            r.status == bindparam("due_status", "created", type_=r.status.type, literal_execute=True),
             r.expires_at <= bindparam("due_at", type_=r.expires_at.type),
         )
         .order_by(r.expires_at)
@@ -73,9 +73,14 @@ def _due(ids: Any) -> Select[Any]:
 
 
 # Built once: they run before every list page and summary.
-_DUE = _due(lambda r: r.id).limit(bindparam("due_limit", type_=Integer()))
+_DUE = _due(lambda r: r.id).limit(bindparam("due_limit", type_=Integer(), literal_execute=True))
 # For another statement to carry: 1 if some referral is due, else NULL (a list page asks in its own query).
-DUE_FLAG = _due(lambda r: literal(1)).limit(1).scalar_subquery().label("expiry_due")
+DUE_FLAG = (
+    _due(lambda r: literal(1, literal_execute=True))
+    .limit(bindparam("one", 1, type_=Integer(), literal_execute=True))
+    .scalar_subquery()
+    .label("expiry_due")
+)
 
 
 def due_for_expiry(session: Session, partner_id: str, now: datetime, limit: int = 200) -> Sequence[str]:

@@ -4,6 +4,7 @@ on every backend (PostgreSQL folds the history into the page's statement; SQLite
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from server import serializers
 from server.auth import AuthenticatedPartner
+from server.clock import real_now as created_now
 from server.db.models import Referral, ReferralStatusHistory
 from server.repositories import referral_reads
 from server.repositories import referrals as referrals_repo
@@ -97,3 +99,25 @@ def test_a_page_says_whether_the_partner_has_referrals_due_for_expiry(sandbox):
         assert empty.views == [] and empty.expiry_due is True  # no row to carry it: asked on its own
         assert due(created_at, ListFilters(status="approved")).expiry_due is False
         assert referral_reads.page(session, creds.partner_id, ListFilters(), 1, None).expiry_due is False
+
+
+def test_the_page_limit_is_written_into_the_sql(sandbox):
+    """A literal LIMIT lets PostgreSQL reuse one generic plan for a prepared page (a bound one re-plans)."""
+    from sqlalchemy import event
+
+    creds = sandbox.partner()
+    sandbox.create_referral(creds)
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        sent.append(statement)
+
+    engine = sandbox.state.db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with sandbox.state.db.reading() as session:
+            referral_reads.page(session, creds.partner_id, ListFilters(), 7, None, due_at=created_now())
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    [page_sql] = [s for s in sent if "ORDER BY referrals.created_at DESC" in s]
+    assert re.search(r"LIMIT 8\b", page_sql) and re.search(r"LIMIT 1\b", page_sql), page_sql

@@ -34,7 +34,8 @@ def create_bare_app(database_url: str, base_url: str = "http://127.0.0.1:8080") 
                 partner = auth.check_credentials(partner_id, api_key, record, "sandbox", datetime.now(UTC))
             except ApiError as err:
                 return 401, {"error": {"code": err.code, "message": err.message, "details": None}}
-            referral = referral_reads.read(conn, partner.id, referral_id)
+        with db.reading() as session:  # as ReferralService.read
+            referral = referral_reads.read(session, partner.id, referral_id)
             if referral is None:
                 return 404, {"error": {"code": "REFERRAL_NOT_FOUND", "message": "not found", "details": None}}
             return 200, serializers.referral(referral, partner, base_url)

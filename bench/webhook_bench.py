@@ -60,26 +60,21 @@ class Producer:
                 for _ in range(start, min(count, start + 500)):
                     rid = ids.referral_id()
                     body = {"partner_reference": f"hook_{rid}", "product_category": self.category}
-                    session.add(
-                        Referral(
-                            id=rid,
-                            partner_id=self.partner_id,
-                            partner_reference=body["partner_reference"],
-                            product_category=self.category,
-                            status="created",
-                            metadata_={},
-                            request_fingerprint=fingerprint(body),
-                            created_at=now,
-                            updated_at=now,
-                            expires_at=now + ENROLLMENT_TTL,
-                        )
+                    referral = Referral(
+                        id=rid,
+                        partner_id=self.partner_id,
+                        partner_reference=body["partner_reference"],
+                        product_category=self.category,
+                        status="created",
+                        metadata_={},
+                        request_fingerprint=fingerprint(body),
+                        created_at=now,
+                        updated_at=now,
+                        expires_at=now + ENROLLMENT_TTL,
                     )
+                    session.add(referral)
                     session.flush()
-                    session.add(
-                        ReferralStatusHistory(
-                            referral_id=rid, partner_id=self.partner_id, status="created", at=now
-                        )
-                    )
+                    session.add(ReferralStatusHistory.entry(referral, "created", now))
                     session.add(
                         Payment(referral_id=rid, partner_id=self.partner_id, status="not_due", currency="USD")
                     )

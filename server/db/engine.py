@@ -121,6 +121,9 @@ class Database:
         self.schema = schema
         self.engine = make_engine(self.url, schema=schema)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
+        self._reads = sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False, future=True
+        )
         if self.backend == "postgresql":
             event.listen(self.sessions, "before_commit", _notify_on_commit)
             event.listen(self.sessions, "after_rollback", _forget_on_rollback)
@@ -144,6 +147,14 @@ class Database:
         """A connection for Core reads, no ORM session: its transaction is rolled back when it closes."""
         with self.engine.connect() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only, outside any transaction: each statement sees what was committed when it
+        started (as under READ COMMITTED, PostgreSQL's default), and there is no BEGIN / COMMIT round trip
+        around a one-statement read. Nothing written through it is undone on error: never write with it."""
+        with self._reads() as session:
+            yield session
 
     def alembic_config(self) -> Config:
         cfg = Config()

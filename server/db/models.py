@@ -112,8 +112,6 @@ class Referral(Base):
         Index("ix_referrals_partner_status_created", "partner_id", "status", "created_at", "id"),
         Index("ix_referrals_partner_category_created", "partner_id", "product_category", "created_at", "id"),
         Index("ix_referrals_partner_status_expires", "partner_id", "status", "expires_at"),
-        # covering: the summary joins history rows to their referral's category by index-only probes
-        Index("ix_referrals_id_category", "id", "product_category"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -152,11 +150,30 @@ class ReferralStatusHistory(Base):
     partner_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime]
+    # The referral's (never changing) category, copied so the summary counts without a join.
+    product_category: Mapped[str] = mapped_column(String(64))
 
     referral: Mapped[Referral] = relationship(back_populates="history")
 
+    @classmethod
+    def entry(cls, referral: Referral, status: str, at: datetime) -> ReferralStatusHistory:
+        """The row recording that ``referral`` entered ``status`` at ``at`` (every writer builds it here)."""
+        return cls(
+            referral_id=referral.id,
+            partner_id=referral.partner_id,
+            status=status,
+            at=at,
+            product_category=referral.product_category,
+        )
 
-Index("ix_history_partner_at", ReferralStatusHistory.partner_id, ReferralStatusHistory.at)
+
+# Covering on PostgreSQL: the summary's counts over a window are an index-only range scan.
+Index(
+    "ix_history_partner_at_cover",
+    ReferralStatusHistory.partner_id,
+    ReferralStatusHistory.at,
+    postgresql_include=["status", "product_category", "referral_id"],
+)
 
 
 class Fulfillment(Base):

@@ -466,9 +466,7 @@ class PrescriptionService:
         )
         session.add(referral)
         session.flush()
-        session.add(
-            ReferralStatusHistory(referral_id=referral.id, partner_id=partner.id, status="approved", at=now)
-        )
+        session.add(ReferralStatusHistory.entry(referral, "approved", now))
         patient = Patient(
             id=ids.patient_id(),
             partner_id=partner.id,

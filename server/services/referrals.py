@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from server import clock, faults, ids
 from server.auth import AuthenticatedPartner
@@ -55,6 +56,7 @@ CATEGORY_STATUSES = (
     "cancelled",
 )
 SANDBOX_SCENARIO_KEY = "sandbox_scenario"
+T = TypeVar("T")
 
 
 def referral_not_found(referral_id: str) -> ApiError:
@@ -117,22 +119,18 @@ class ReferralService:
         self._check_scenario_known(body)
         digest = fingerprint(body)
         reference = body["partner_reference"]
-        # Both checks in one Core round of prebuilt statements; the ORM loads the referral only to replay it.
-        with self.state.db.connect() as conn:
-            taken = referral_reads.reference_taken(conn, partner.id, reference)
-            currency = partners_repo.product_currency(conn, partner.id, body["product_category"])
-        if taken:
-            with self.state.db.session() as session:
-                existing = referrals_repo.by_reference(session, partner.id, reference)
+        with self.state.db.session() as session:
+            existing = referrals_repo.by_reference(session, partner.id, reference)
             if existing is not None:
                 return self._replay(existing, digest)
-        self._check_scenario_allowed(body)
-        if currency is None:
-            raise ApiError(
-                "INVALID_PRODUCT_CATEGORY",
-                f"Product category {body['product_category']} is not available to this partner.",
-                {"product_category": body["product_category"]},
-            )
+            self._check_scenario_allowed(body)
+            product = partners_repo.product(session, partner.id, body["product_category"])
+            if product is None:
+                raise ApiError(
+                    "INVALID_PRODUCT_CATEGORY",
+                    f"Product category {body['product_category']} is not available to this partner.",
+                    {"product_category": body["product_category"]},
+                )
         now = clock.partner_now(partner.clock_offset_seconds)
         try:
             with self.state.db.session() as session:
@@ -148,19 +146,16 @@ class ReferralService:
                     updated_at=now,
                     expires_at=now + ENROLLMENT_TTL,
                 )
-                session.add(referral)  # one flush at commit: the unit of work inserts the referral first
-                session.add(
-                    ReferralStatusHistory(
-                        referral_id=referral.id, partner_id=partner.id, status=referral.status, at=now
-                    )
-                )
+                session.add(referral)
+                session.flush()
+                session.add(ReferralStatusHistory.entry(referral, referral.status, now))
                 session.add(
                     Payment(
                         referral_id=referral.id,
                         partner_id=partner.id,
                         status=self.state.lifecycles.payment.initial,
                         amount_cents=None,
-                        currency=currency,
+                        currency=product.currency,
                     )
                 )
                 session.add(Fulfillment(referral_id=referral.id))
@@ -181,14 +176,28 @@ class ReferralService:
 
     # ------------------------------------------------------------------ expiry
 
-    def expire_due(self, partner: AuthenticatedPartner, referral_id: str | None = None) -> int:
-        """Expire referrals still `created` past expires_at on the partner's clock (sweep on access)."""
+    def expire_due(self, partner: AuthenticatedPartner, referral_id: str) -> int:
+        """Expire the referral if it is still `created` past expires_at on the partner's clock."""
+        return self._expire(partner, [referral_id], clock.partner_now(partner.clock_offset_seconds))
+
+    def _sweep(self, partner: AuthenticatedPartner, now: datetime) -> None:
+        """Expire the partner's referrals still `created` past expires_at at ``now`` (the sweep on access)."""
+        with self.state.db.session() as session:
+            due = referrals_repo.due_for_expiry(session, partner.id, now)
+        self._expire(partner, due, now)
+
+    def _read_swept(self, partner: AuthenticatedPartner, read: Callable[[Session], T]) -> T:
+        """``read`` (reads only) after the sweep on access. The usual case, nothing due, is one connection
+        checkout (the check, an index range on ix_referrals_partner_status_expires, and the read); otherwise
+        the due referrals are expired first."""
         now = clock.partner_now(partner.clock_offset_seconds)
-        if referral_id is not None:
-            return self._expire(partner, [referral_id], now)
-        with self.state.db.connect() as conn:
-            candidates = referral_reads.due_for_expiry(conn, partner.id, now)
-        return self._expire(partner, candidates, now)
+        with self.state.db.reading() as session:
+            due = referrals_repo.due_for_expiry(session, partner.id, now)
+            if not due:
+                return read(session)
+        self._expire(partner, due, now)
+        with self.state.db.reading() as session:
+            return read(session)
 
     def _expire(self, partner: AuthenticatedPartner, candidates: Sequence[str], now: datetime) -> int:
         count = 0
@@ -228,10 +237,10 @@ class ReferralService:
     def read(self, partner: AuthenticatedPartner, referral_id: str) -> referral_reads.ReferralView:
         """What GET /partner/referrals/{id} shows: as :meth:`get`, read with Core (no ORM objects)."""
         for _ in range(2):
-            with self.state.db.connect() as conn:
-                view = referral_reads.read(conn, partner.id, referral_id)
+            with self.state.db.reading() as session:
+                view = referral_reads.read(session, partner.id, referral_id)
                 if view is None and faults.active("cross_partner_read"):
-                    view = referral_reads.read(conn, None, referral_id)
+                    view = referral_reads.read(session, None, referral_id)
             if view is None:
                 raise referral_not_found(referral_id)
             if view.status != "created" or view.expires_at > clock.partner_now(partner.clock_offset_seconds):
@@ -243,17 +252,21 @@ class ReferralService:
         self, partner: AuthenticatedPartner, filters: ListFilters, limit: int, cursor: str | None
     ) -> tuple[list[referral_reads.ReferralView], str | None]:
         digest = filter_digest("referrals:" + partner.id, filters.as_dict())
-        after = self.cursors.decode(cursor, digest) if cursor else None
         now = clock.partner_now(partner.clock_offset_seconds)
-        # The expiry sweep and the page share one connection: when nothing is due (the usual case) the
-        # page is read at once; otherwise the due referrals are expired first and the page read after.
-        with self.state.db.connect() as conn:
-            due = referral_reads.due_for_expiry(conn, partner.id, now)
-            rows = None if due else referral_reads.page(conn, partner.id, filters, limit, after)
-        if rows is None:
-            self._expire(partner, due, now)
-            with self.state.db.connect() as conn:
-                rows = referral_reads.page(conn, partner.id, filters, limit, after)
+        try:
+            after = self.cursors.decode(cursor, digest) if cursor else None
+        except ApiError:
+            self._sweep(partner, now)  # every list call sweeps, one refused for its cursor too
+            raise
+        # The page's statement also says whether anything is due (the sweep must come first): if so, the
+        # page is read again after it.
+        with self.state.db.reading() as session:  # one statement: no transaction needed around it
+            found = referral_reads.page(session, partner.id, filters, limit, after, due_at=now)
+        if found.expiry_due:
+            self._sweep(partner, now)
+            with self.state.db.reading() as session:
+                found = referral_reads.page(session, partner.id, filters, limit, after)
+        rows = found.views
         has_more = len(rows) > limit
         rows = rows[:limit]
         last = (
@@ -266,13 +279,19 @@ class ReferralService:
 
     def summary(self, partner: AuthenticatedPartner, period: str, day: date | None) -> dict[str, Any]:
         """Counts of referrals that entered each status in the window, per category, and net revenue."""
-        self.expire_due(partner)
-        now = clock.partner_now(partner.clock_offset_seconds)
-        start, end, until = period_window(period, day or now.date(), now)
-        with self.state.db.session() as session:
-            counts = referrals_repo.status_counts(session, partner.id, start, until)
-            revenue = referrals_repo.revenue(session, partner.id, start, until)
-            products = partners_repo.products(session, partner.id)
+
+        def read(session: Session) -> tuple[datetime | None, datetime, Any, Any, Any]:
+            now = clock.partner_now(partner.clock_offset_seconds)
+            start, end, until = period_window(period, day or now.date(), now)
+            return (
+                start,
+                end,
+                referrals_repo.status_counts(session, partner.id, start, until),
+                referrals_repo.revenue(session, partner.id, start, until),
+                partners_repo.products(session, partner.id),
+            )
+
+        start, end, counts, revenue, products = self._read_swept(partner, read)
         totals = dict.fromkeys(SUMMARY_STATUSES, 0)
         by_category: dict[str, dict[str, int]] = {}
         for status, cat, n in counts:
@@ -385,11 +404,7 @@ class ReferralService:
         """The cancel_after_approval test fault: the status is overwritten, bypassing the lifecycle."""
         values = {"status": "cancelled", "cancelled_at": now, "cancelled_by": "partner", "updated_at": now}
         referrals_repo.compare_and_set_status(session, referral.id, referral.status, values)
-        session.add(
-            ReferralStatusHistory(
-                referral_id=referral.id, partner_id=referral.partner_id, status="cancelled", at=now
-            )
-        )
+        session.add(ReferralStatusHistory.entry(referral, "cancelled", now))
         for key, value in values.items():
             set_committed(referral, key, value)
         return referral

@@ -81,11 +81,7 @@ def transition_referral(
             fulfillment.shipped_at = at
         if to_status == "delivered" and fulfillment.delivered_at is None:
             fulfillment.delivered_at = at
-    session.add(
-        ReferralStatusHistory(
-            referral_id=referral.id, partner_id=referral.partner_id, status=to_status, at=at
-        )
-    )
+    session.add(ReferralStatusHistory.entry(referral, to_status, at))
     from server.services.network_fulfillment import on_referral_status
 
     on_referral_status(session, referral, to_status, at)  # the pharmacy order moves with the fulfillment

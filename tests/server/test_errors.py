@@ -175,6 +175,7 @@ def test_a_body_without_content_type_is_415_and_changes_nothing(sandbox, schemas
     """connexion would validate such a body as JSON but hand the handler raw bytes (it was a 500)."""
     p = sandbox.partner()
     before = sandbox.call("GET", "/partner/referrals", p).json()["referrals"]
+
     def offset() -> object:
         view = sandbox.call("GET", "/partner/sandbox/clock", p).json()
         return {k: v for k, v in view.items() if k not in ("now", "real_now")}

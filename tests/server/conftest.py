@@ -44,22 +44,31 @@ def spec_document() -> dict[str, Any]:
     return load_spec(DEFAULT_SPEC_DIR, allow_missing=allow_missing)
 
 
-def _pg_schema_db(worker_id: str) -> Iterator[Database]:
+@contextlib.contextmanager
+def scratch_schema(prefix: str, *, migrate: bool = True) -> Iterator[tuple[Database, str]]:
+    """A PostgreSQL schema of its own (``prefix`` + a random suffix), migrated unless ``migrate`` is
+    False, dropped afterwards: (its database, its name)."""
     import psycopg
 
     assert POSTGRES_URL
-    schema = f"stealth_t_{worker_id}_{os.getpid()}_{uuid.uuid4().hex[:6]}".lower()
+    schema = f"{prefix}{uuid.uuid4().hex[:10]}".lower()
     plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     db = Database(POSTGRES_URL, schema=schema)
     try:
-        db.migrate()
-        yield db
+        if migrate:
+            db.migrate()
+        yield db, schema
     finally:
         db.dispose()
         with psycopg.connect(plain, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _pg_schema_db(worker_id: str) -> Iterator[Database]:
+    with scratch_schema(f"stealth_t_{worker_id}_{os.getpid()}_") as (db, _schema):
+        yield db
 
 
 @pytest.fixture(scope="session", params=DB_PARAMS)

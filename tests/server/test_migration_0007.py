@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +12,7 @@ from sqlalchemy import inspect, select, text
 
 from server.db.engine import Database
 from server.db.models import Partner, Referral, ReferralStatusHistory
-from tests.server.conftest import DB_PARAMS, POSTGRES_URL
+from tests.server.conftest import DB_PARAMS, scratch_schema
 
 BEFORE = "0006_bench_indexes"
 
@@ -25,20 +24,8 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         yield db
         db.dispose()
         return
-    import psycopg
-
-    assert POSTGRES_URL
-    schema = f"stealth_m7_{uuid.uuid4().hex[:8]}"
-    plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    db = Database(POSTGRES_URL, schema=schema)
-    try:
+    with scratch_schema("stealth_m7_", migrate=False) as (db, _schema):
         yield db
-    finally:
-        db.dispose()
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _seed_at_0006(db: Database) -> dict[str, str]:

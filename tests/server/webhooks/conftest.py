@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from server.db.engine import Database
+from tests.server.conftest import scratch_schema
 
 POSTGRES_URL = os.environ.get("STEALTH_TEST_POSTGRES_URL")
 
@@ -99,18 +99,5 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def pg() -> Iterator[tuple[Database, str]]:
-    import psycopg
-
-    assert POSTGRES_URL
-    schema = f"stealth_wk_{uuid.uuid4().hex[:10]}"
-    plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    db = Database(POSTGRES_URL, schema=schema)
-    try:
-        db.migrate()
-        yield db, schema
-    finally:
-        db.dispose()
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with scratch_schema("stealth_wk_") as made:
+        yield made

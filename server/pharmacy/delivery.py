@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import or_, select, update
 
 from server import clock, phi_log
 from server.crypto import SecretBox
@@ -36,6 +36,8 @@ from server.webhooks.outbox import (
     Progress,
     Send,
     Sender,
+    record_batch,
+    renew_claims,
     settle,
 )
 from server.webhooks.url_safety import UnsafeWebhookUrl, check_webhook_url
@@ -134,7 +136,9 @@ class PharmacyDispatcher:
         sent = iter(
             self.sender.send_all(
                 [r[1] for r in to_send],
-                heartbeat=lambda: self._renew([r[0] for r in to_send], claimed[0][1]),
+                heartbeat=lambda: renew_claims(
+                    self.db, PharmacyDelivery.__table__, [(r[0], claimed[0][1]) for r in to_send], self.lease
+                ),
                 every=self.lease.total_seconds() / 3,
             )
         )
@@ -151,16 +155,6 @@ class PharmacyDispatcher:
                 break
             made.extend(batch)
         return made
-
-    def _renew(self, seqs: list[int], token: str) -> None:
-        """Extend the leases of a batch still being sent (only the claims that are still ours)."""
-        with self.db.session() as session:
-            session.execute(
-                update(PharmacyDelivery)
-                .where(PharmacyDelivery.seq.in_(seqs), PharmacyDelivery.claimed_by == token)
-                .values(claimed_until=clock.real_now() + self.lease)
-                .execution_options(synchronize_session=False)
-            )
 
     def _load(self, tokens: dict[int, str]) -> list[tuple[int, Send, AttemptResult | None, str, str]]:
         """The claimed deliveries still ours: (seq, signed send, refusal, event id, event name)."""
@@ -270,10 +264,7 @@ class PharmacyDispatcher:
                 made.append(
                     PharmacyAttempt(seq, event_id, name, send.url, after.attempt_count, after.status, result)
                 )
-            if attempts:
-                table = PharmacyDelivery.__table__
-                session.execute(insert(PharmacyDeliveryAttempt), attempts)
-                session.execute(update(table).where(table.c.seq == bindparam("b_seq")), changes)
+            record_batch(session, PharmacyDeliveryAttempt, PharmacyDelivery.__table__, attempts, changes)
         for a in made:
             log.info(
                 "pharmacy webhook %s %s attempt %d: %s %s",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from server import clock, faults, ids, phi_log
@@ -46,6 +46,8 @@ from server.webhooks.outbox import (
     Send,
     Sender,
     next_retry_at,
+    record_batch,
+    renew_claims,
     settle,
 )
 from server.webhooks.url_safety import UnsafeWebhookUrl, check_webhook_url
@@ -237,24 +239,14 @@ class Dispatcher:
         sent = iter(
             self.sender.send_all(
                 [r.send for r in to_send],
-                heartbeat=lambda: self._renew(to_send),
+                heartbeat=lambda: renew_claims(
+                    self.db, Event.__table__, [(r.seq, r.token) for r in to_send], self.lease
+                ),
                 every=self.lease.total_seconds() / 3,
             )
         )
         results = [r.refused if r.refused is not None else next(sent) for r in ready]
         return self._record(ready, results)
-
-    def _renew(self, claimed: Sequence[_Ready]) -> None:
-        """Extend the leases of a batch still being sent (only the claims that are still ours)."""
-        table = Event.__table__
-        until = clock.real_now() + self.lease
-        with self.db.session() as session:
-            session.execute(
-                update(table)
-                .where(table.c.seq == bindparam("b_seq"), table.c.claimed_by == bindparam("b_token"))
-                .values(claimed_until=until),
-                [{"b_seq": r.seq, "b_token": r.token} for r in claimed],
-            )
 
     def _load_in(self, session: Session, tokens: dict[int, str], at: datetime | None) -> list[_Ready]:
         """Read the claimed events (while the lease holds) and their partners; release the ones not due."""
@@ -410,10 +402,7 @@ class Dispatcher:
                         item.event_id, item.event_type, after.attempt_count, item.at, item.redelivery, result
                     )
                 )
-            if attempts:
-                table = Event.__table__
-                session.execute(insert(EventAttempt), attempts)
-                session.execute(update(table).where(table.c.seq == bindparam("b_seq")), changes)
+            record_batch(session, EventAttempt, Event.__table__, attempts, changes)
         for d in made:
             log.info(
                 "webhook %s %s attempt %d: %s %s %sms",

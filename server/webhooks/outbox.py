@@ -36,8 +36,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy.orm import Session
 
-from server import faults
+from server import clock, faults
+from server.db.engine import Database
 from server.webhooks.url_safety import is_forbidden_address
 
 RETRY_OFFSETS_SECONDS: tuple[int, ...] = (30, 300, 1800, 7200, 43200)
@@ -109,6 +112,35 @@ def settle(before: Progress, ok: bool, at: datetime, *, redelivery: bool = False
         nxt = next_retry_at(first, auto)
         status = "pending_retry" if nxt is not None else "dead_lettered"
     return Progress(status, before.attempt_count + 1, auto, first, nxt, delivered_at, at)
+
+
+# ---------------------------------------------------------------------------------------- storing
+# Both outbox tables key rows by ``seq`` and claim them with ``claimed_by`` / ``claimed_until``.
+
+
+def renew_claims(db: Database, table: Table, claims: Sequence[tuple[int, str]], lease: timedelta) -> None:
+    """Extend the leases of a batch still being sent: [(seq, claim token)], only the claims still ours."""
+    with db.session() as session:
+        session.execute(
+            update(table)
+            .where(table.c.seq == bindparam("b_seq"), table.c.claimed_by == bindparam("b_token"))
+            .values(claimed_until=clock.real_now() + lease),
+            [{"b_seq": seq, "b_token": token} for seq, token in claims],
+        )
+
+
+def record_batch(
+    session: Session,
+    attempt_model: type,
+    table: Table,
+    attempts: list[dict[str, Any]],
+    changes: list[dict[str, Any]],
+) -> None:
+    """Insert a batch's attempt rows and write each row's new state (``changes``: column values plus
+    ``b_seq``), two statements for the whole batch."""
+    if attempts:
+        session.execute(insert(attempt_model), attempts)
+        session.execute(update(table).where(table.c.seq == bindparam("b_seq")), changes)
 
 
 # ---------------------------------------------------------------------------------------- sending
